@@ -1,0 +1,212 @@
+"""The telemetry event: one CloudEvents 1.0 event in structured JSON mode.
+
+The ``data`` member uses DIMO's default shape (``{"signals": [{name, timestamp, value}]}``) so
+DIMO-style producers can feed us. The ``signature`` extension attribute holds an Ed25519
+signature over the canonical form (see ``protocol.signing``). docs/protocol.md is the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+)
+
+from protocol.errors import EventTooLarge, InvalidEnvelope, MalformedEvent, Reason
+from protocol.limits import (
+    MAX_BOOT_ID_CHARS,
+    MAX_EVENT_BYTES,
+    MAX_SEQ,
+    MAX_SIGNALS_PER_EVENT,
+    MAX_STRING_VALUE_CHARS,
+)
+from protocol.timefmt import format_timestamp, parse_timestamp
+from protocol.topics import DEVICE_ID_PATTERN
+
+SPEC_VERSION = "1.0"
+TELEMETRY_TYPE = "motus.telemetry.v1"
+DATA_CONTENT_TYPE = "application/json"
+_EVENT_ID = re.compile(rf"([A-Za-z0-9_-]{{1,{MAX_BOOT_ID_CHARS}}}):(0|[1-9][0-9]{{0,18}})")
+
+
+def _to_datetime(value: Any) -> Any:
+    return parse_timestamp(value) if isinstance(value, str) else value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_to_datetime),
+    PlainSerializer(format_timestamp, return_type=str),
+]
+
+
+class Location(BaseModel):
+    """DIMO's location value: WGS 84 degrees plus the fix's HDOP when known."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    latitude: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    hdop: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+
+    @field_validator("latitude", "longitude", "hdop", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        return float(value) if isinstance(value, int) else value
+
+
+SignalValue = float | str | Location
+
+
+class SignalReading(BaseModel):
+    """One reading: a catalog name, when it was measured, and its value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    timestamp: Timestamp
+    value: SignalValue
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_shape(cls, value: Any) -> Any:
+        # Checked by hand so that true/"12"/NaN are errors, never silently coerced.
+        if isinstance(value, bool):
+            raise ValueError("booleans travel as the numbers 0 or 1")
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ValueError("numbers must be finite")
+            return float(value)
+        if isinstance(value, str):
+            if len(value) > MAX_STRING_VALUE_CHARS:
+                raise ValueError(f"strings are at most {MAX_STRING_VALUE_CHARS} characters")
+            return value
+        if isinstance(value, dict | Location):
+            return Location.model_validate(value)
+        raise ValueError("value must be a number, a string or a location object")
+
+
+class TelemetryData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signals: list[SignalReading] = Field(min_length=1)
+
+
+class TelemetryEvent(BaseModel):
+    """A validated telemetry event. ``signature`` is None only before signing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"]
+    type: Literal["motus.telemetry.v1"]
+    source: str = Field(pattern=rf"^{DEVICE_ID_PATTERN}$")
+    id: str
+    time: Timestamp
+    datacontenttype: Literal["application/json"] = DATA_CONTENT_TYPE
+    data: TelemetryData
+    signature: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _event_id(cls, value: str) -> str:
+        match = _EVENT_ID.fullmatch(value)
+        if match is None or int(match.group(2)) > MAX_SEQ:
+            raise ValueError("id must be '<boot id>:<seq>' (boot id [A-Za-z0-9_-]{1,64}, seq 0..2^63-1)")
+        return value
+
+    @property
+    def boot_id(self) -> str:
+        return self.id.rsplit(":", 1)[0]
+
+    @property
+    def seq(self) -> int:
+        return int(self.id.rsplit(":", 1)[1])
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object exactly as it travels (no null members)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def event_id(boot_id: str, seq: int) -> str:
+    return f"{boot_id}:{seq}"
+
+
+def build_event(
+    *, device_id: str, boot_id: str, seq: int, time: datetime, signals: list[SignalReading]
+) -> TelemetryEvent:
+    """An unsigned event; sign it with ``protocol.signing.sign_event``."""
+    return TelemetryEvent(
+        specversion=SPEC_VERSION,
+        type=TELEMETRY_TYPE,
+        source=device_id,
+        id=event_id(boot_id, seq),
+        time=time,
+        data=TelemetryData(signals=signals),
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Duplicate members would let the signed and the stored value differ (RFC 8259 section 4).
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate member {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_json_object(payload: bytes) -> dict[str, Any]:
+    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate members, an object at the top."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise EventTooLarge(f"event is {len(payload)} bytes, the limit is {MAX_EVENT_BYTES}")
+    try:
+        document = json.loads(
+            payload.decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedEvent(f"payload is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise MalformedEvent("payload must be a JSON object")
+    return document
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def validate_event(document: dict[str, Any]) -> TelemetryEvent:
+    """The envelope's shape; the signal names and values are checked by ``protocol.validation``."""
+    data = document.get("data")
+    if isinstance(data, dict):
+        signals = data.get("signals")
+        if isinstance(signals, list) and len(signals) > MAX_SIGNALS_PER_EVENT:
+            raise InvalidEnvelope(
+                f"event has {len(signals)} signals, the limit is {MAX_SIGNALS_PER_EVENT}",
+                Reason.TOO_MANY_SIGNALS,
+            )
+    try:
+        return TelemetryEvent.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidEnvelope(_describe(exc)) from exc

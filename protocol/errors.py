@@ -1,0 +1,64 @@
+"""Typed protocol errors. Every rejection names a stable reason code (quarantine key, metric label).
+
+All of these blame the producer (the device or whoever built the message), never the network.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Stable, documented reason codes (docs/protocol.md, "Rejections")."""
+
+    TOO_LARGE = "too_large"
+    MALFORMED_JSON = "malformed_json"
+    INVALID_ENVELOPE = "invalid_envelope"
+    TOO_MANY_SIGNALS = "too_many_signals"
+    BAD_TOPIC = "bad_topic"
+    TOPIC_MISMATCH = "topic_mismatch"
+    MISSING_SIGNATURE = "missing_signature"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_SIGNAL = "unknown_signal"
+    WRONG_VALUE_TYPE = "wrong_value_type"
+    OUT_OF_RANGE = "out_of_range"
+    TIMESTAMP_OUT_OF_BOUNDS = "timestamp_out_of_bounds"
+
+
+class ProtocolError(Exception):
+    """Base of every protocol error: a reason code plus a human-readable detail."""
+
+    reason: Reason = Reason.INVALID_ENVELOPE
+
+    def __init__(self, detail: str, reason: Reason | None = None) -> None:
+        super().__init__(detail)
+        if reason is not None:
+            self.reason = reason
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.detail}"
+
+
+class EventTooLarge(ProtocolError):
+    reason = Reason.TOO_LARGE
+
+
+class MalformedEvent(ProtocolError):
+    reason = Reason.MALFORMED_JSON
+
+
+class InvalidEnvelope(ProtocolError):
+    reason = Reason.INVALID_ENVELOPE
+
+
+class TopicError(ProtocolError):
+    reason = Reason.BAD_TOPIC
+
+
+class SignatureError(ProtocolError):
+    reason = Reason.BAD_SIGNATURE
+
+
+class InvalidSignal(ProtocolError):
+    reason = Reason.UNKNOWN_SIGNAL

@@ -1,0 +1,27 @@
+"""Timestamps on the wire: RFC 3339, UTC, 'Z' suffix, at most microsecond precision."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+#: e.g. 2026-11-21T08:30:00Z or 2026-11-21T08:30:00.125Z
+TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z"
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+
+
+def parse_timestamp(text: str) -> datetime:
+    if not _TIMESTAMP.fullmatch(text):
+        raise ValueError(f"timestamp {text!r} is not RFC 3339 UTC like 2026-11-21T08:30:00.125Z")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Shortest exact form: no fraction when whole seconds, else trailing zeros trimmed."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"

@@ -1,0 +1,65 @@
+"""Checks of an event's readings against the signal catalog and the receiver's clock.
+
+Pure: the caller passes ``now``; nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from protocol.catalog import Catalog, SignalSpec, ValueType
+from protocol.envelope import Location, SignalReading, TelemetryEvent
+from protocol.errors import InvalidSignal, Reason
+from protocol.limits import MAX_FUTURE_SKEW, MAX_READING_AGE
+
+
+def _check_value(index: int, reading: SignalReading, spec: SignalSpec) -> None:
+    where = f"data.signals.{index} ({reading.name})"
+    value = reading.value
+    if spec.type is ValueType.LOCATION:
+        if not isinstance(value, Location):
+            raise InvalidSignal(f"{where}: expected a location object", Reason.WRONG_VALUE_TYPE)
+        return
+    if spec.type is ValueType.STRING:
+        if not isinstance(value, str):
+            raise InvalidSignal(f"{where}: expected a string", Reason.WRONG_VALUE_TYPE)
+        return
+    if not isinstance(value, float):
+        raise InvalidSignal(f"{where}: expected a number", Reason.WRONG_VALUE_TYPE)
+    if spec.integral and not value.is_integer():
+        raise InvalidSignal(
+            f"{where}: {spec.vss_datatype} needs a whole number, got {value}",
+            Reason.WRONG_VALUE_TYPE,
+        )
+    if not spec.in_range(value):
+        raise InvalidSignal(
+            f"{where}: {value} {spec.unit} is outside [{spec.min}, {spec.max}]",
+            Reason.OUT_OF_RANGE,
+        )
+
+
+def _check_time(where: str, moment: datetime, now: datetime) -> None:
+    if moment > now + MAX_FUTURE_SKEW:
+        raise InvalidSignal(
+            f"{where} {moment.isoformat()} is more than {MAX_FUTURE_SKEW} ahead of the receiver",
+            Reason.TIMESTAMP_OUT_OF_BOUNDS,
+        )
+    if moment < now - MAX_READING_AGE:
+        raise InvalidSignal(
+            f"{where} {moment.isoformat()} is older than {MAX_READING_AGE.days} days: clock not set?",
+            Reason.TIMESTAMP_OUT_OF_BOUNDS,
+        )
+
+
+def check_readings(event: TelemetryEvent, catalog: Catalog, now: datetime) -> None:
+    """Raise InvalidSignal (with its reason) at the first reading that breaks a rule."""
+    _check_time("time", event.time, now)
+    for index, reading in enumerate(event.data.signals):
+        spec = catalog.get(reading.name)
+        if spec is None:
+            raise InvalidSignal(
+                f"data.signals.{index}: {reading.name!r} is not in the signal catalog",
+                Reason.UNKNOWN_SIGNAL,
+            )
+        _check_value(index, reading, spec)
+        _check_time(f"data.signals.{index}.timestamp", reading.timestamp, now)
