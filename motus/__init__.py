@@ -1,0 +1,1 @@
+"""The `motus` command and the local stack of real Mosquitto and PostgreSQL."""

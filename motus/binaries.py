@@ -1,0 +1,43 @@
+"""Finding the PostgreSQL and Mosquitto executables on this machine."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+PG_TOOLS = ("initdb", "pg_ctl", "postgres")
+
+
+class MissingBinary(Exception):
+    """A server program the stack needs is not installed (scripts/setup.sh installs it)."""
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", path.parent.name)) or (0,)
+
+
+def find_pg_bindir() -> Path:
+    """A directory holding initdb, pg_ctl and postgres: the newest Debian one, else PATH's."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key, reverse=True)
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    for bindir in candidates:
+        if all((bindir / tool).is_file() for tool in PG_TOOLS):
+            return bindir
+    raise MissingBinary(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; run scripts/setup.sh "
+        "or install the 'postgresql' package"
+    )
+
+
+def find_mosquitto() -> Path:
+    found = shutil.which("mosquitto") or next(
+        (str(p) for p in (Path("/usr/sbin/mosquitto"), Path("/usr/local/sbin/mosquitto"))
+         if p.is_file()),
+        None,
+    )
+    if not found:
+        raise MissingBinary("mosquitto not found; run scripts/setup.sh or install 'mosquitto'")
+    return Path(found)
