@@ -93,6 +93,8 @@ class SignalReading(BaseModel):
         if isinstance(value, str):
             if len(value) > MAX_STRING_VALUE_CHARS:
                 raise ValueError(f"strings are at most {MAX_STRING_VALUE_CHARS} characters")
+            if "\x00" in value:
+                raise ValueError("strings must not contain NUL characters")
             return value
         if isinstance(value, dict | Location):
             return Location.model_validate(value)

@@ -1,0 +1,1 @@
+"""FastAPI: the data API for developers, and later the driver and union-operator views."""

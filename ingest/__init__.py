@@ -1,0 +1,1 @@
+"""MQTT consumer -> verify, validate, dedupe -> binary COPY into TimescaleDB/PostgreSQL."""

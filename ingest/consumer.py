@@ -1,0 +1,246 @@
+"""The ingest worker: MQTT v5 shared subscription -> batches -> one transaction -> PUBACK.
+
+Delivery is at least once end to end: a message is acknowledged (MQTT 5 section 4.3.2,
+PUBACK) only after the transaction holding it has committed, so a crash before the commit
+makes the broker redeliver it to the persistent session; the dedup makes the redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest import metrics
+from ingest.pipeline import Accepted, Rejected, process_message
+from ingest.registry import DeviceDirectory
+from ingest.settings import IngestSettings
+from ingest.store import BatchResult, TelemetryStore
+from protocol.catalog import load_catalog
+from protocol.topics import ALL_TELEMETRY, telemetry_topic
+
+log = logging.getLogger("motus.ingest")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 65535  # MQTT 5 section 3.1.2.11.3: the most unacked QoS 1 messages in flight
+
+
+class IngestError(Exception):
+    """The ingest could not reach the broker or the database."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+@dataclass(slots=True)
+class IngestTotals:
+    received: int = 0
+    stored: int = 0
+    readings: int = 0
+    duplicates: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: BatchResult, rejected: list[Rejected], received: int) -> None:
+        self.received += received
+        self.stored += result.events_stored
+        self.readings += result.readings_stored
+        self.duplicates += result.duplicates
+        self.quarantined.update(str(r.reason) for r in rejected)
+
+
+class IngestWorker:
+    """One ingest process: consume, verify, write, acknowledge."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.totals = IngestTotals()
+        self._inbox: queue.Queue[Delivery] = queue.Queue()
+        self._subscribed = threading.Event()
+        self._catalog = load_catalog()
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.settings.ingest_client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        return client
+
+    # paho callbacks (network thread)
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object,
+                    _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker refused the connection: %s", reason)
+            return
+        topic = f"$share/{self.settings.ingest_group}/{ALL_TELEMETRY}"
+        client.subscribe(topic, qos=1)
+
+    def _on_subscribe(self, _c: object, _u: object, _mid: object, codes: list[object],
+                      _p: object) -> None:
+        if all(not getattr(code, "is_failure", False) for code in codes):
+            self._subscribed.set()
+        else:
+            log.error("subscription refused: %s", codes)
+
+    def _on_message(self, _c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos))
+
+    # lifecycle
+    def connect(self, timeout_s: float = 30.0) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        try:
+            self._client.connect(
+                self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
+                clean_start=False, properties=properties,
+            )
+        except OSError as exc:
+            raise IngestError(
+                f"cannot reach the broker at {self.settings.mqtt_host}:{self.settings.mqtt_port}: "
+                f"{exc}"
+            ) from exc
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            self._client.loop_stop()
+            raise IngestError("the broker did not confirm the subscription")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> IngestTotals:
+        """Ingest until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
+        store = TelemetryStore(self.settings.database_url)
+        with store.conn, psycopg.connect(self.settings.database_url) as lookup_conn:
+            directory = DeviceDirectory(lookup_conn)
+            last_message = time.monotonic()
+            while not stop.is_set():
+                batch = self._next_batch()
+                if not batch:
+                    if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
+                        break
+                    continue
+                last_message = time.monotonic()
+                self._handle(batch, store, directory)
+        return self.totals
+
+    def _next_batch(self) -> list[Delivery]:
+        deadline = time.monotonic() + self.settings.ingest_batch_seconds
+        batch: list[Delivery] = []
+        while len(batch) < self.settings.ingest_batch_events:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle(self, batch: list[Delivery], store: TelemetryStore,
+                directory: DeviceDirectory) -> None:
+        started = time.perf_counter()
+        now = self.clock()
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
+        for delivery in batch:
+            outcome = process_message(
+                delivery.topic, delivery.payload, directory.lookup, self._catalog, now
+            )
+            (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)  # type: ignore[arg-type]
+        result = self._write_until_committed(store, accepted, rejected)
+        for delivery in batch:
+            self._client.ack(delivery.mid, delivery.qos)
+        self.totals.add(result, rejected, len(batch))
+        metrics.RECEIVED.inc(len(batch))
+        metrics.STORED.inc(result.events_stored)
+        metrics.READINGS.inc(result.readings_stored)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for reject in rejected:
+            metrics.QUARANTINED.labels(reason=str(reject.reason)).inc()
+        metrics.BATCH_EVENTS.observe(len(batch))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        for reject in rejected:
+            log.warning("quarantined %s from %s: %s", reject.reason, reject.device_id, reject.detail)
+
+    def _write_until_committed(self, store: TelemetryStore, accepted: list[Accepted],
+                               rejected: list[Rejected]) -> BatchResult:
+        """Retry while the database is unreachable instead of dropping or acking the batch."""
+        delay = 0.5
+        while True:
+            try:
+                return _write_isolating(store, accepted, rejected)
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                try:
+                    store.reconnect()
+                except psycopg.OperationalError:
+                    continue
+
+
+STORAGE_ERROR = "storage_error"
+
+
+def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
+                     rejected: list[Rejected]) -> BatchResult:
+    """Write the batch; if the database refuses it, find and quarantine the events it refuses.
+
+    A refused event (say its device was deleted between lookup and write) must not block the
+    batch forever: redelivery would fail the same way.
+    """
+    try:
+        return store.write(accepted, rejected)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as batch_error:
+        log.error("batch refused by the database (%s); writing event by event", batch_error)
+    stored = duplicates = readings = 0
+    refused = list(rejected)
+    for event in accepted:
+        try:
+            single = store.write([event], [])
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            refused.append(Rejected(
+                topic=telemetry_topic(event.event.source),
+                payload=event.event.model_dump_json().encode(),
+                reason=STORAGE_ERROR, detail=str(exc).strip(),
+                device_id=event.event.source, event_id=event.event.id,
+            ))
+        else:
+            stored += single.events_stored
+            duplicates += single.duplicates
+            readings += single.readings_stored
+    store.write([], refused)
+    return BatchResult(stored, duplicates, readings, quarantined=len(refused))

@@ -1,0 +1,96 @@
+"""The pure core of ingest: one MQTT message in, an accepted event or a rejection out.
+
+Order of checks (docs/protocol.md, "What the network checks"): size, JSON, topic, envelope,
+topic/source agreement, device known and not revoked, signature, catalog and clock, pairing.
+Nothing here does I/O or reads the clock; device records come from ``lookup``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from protocol.catalog import Catalog
+from protocol.envelope import TelemetryEvent, parse_json_object, validate_event
+from protocol.errors import ProtocolError, Reason
+from protocol.signing import verify_document
+from protocol.topics import Channel, parse_device_topic
+from protocol.validation import check_readings
+
+
+class DeviceReason(StrEnum):
+    """Rejections that depend on the device registry rather than on the message alone."""
+
+    UNKNOWN_DEVICE = "unknown_device"
+    REVOKED_DEVICE = "revoked_device"
+    UNPAIRED_DEVICE = "unpaired_device"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    device_id: str
+    public_key: bytes
+    vehicle_id: UUID | None
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event: TelemetryEvent
+    vehicle_id: UUID
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """The dedup key: (device, boot id, seq)."""
+        return (self.event.source, self.event.boot_id, self.event.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    device_id: str | None = None
+    event_id: str | None = None
+
+
+DeviceLookup = Callable[[str], DeviceRecord | None]
+
+
+def process_message(
+    topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime
+) -> Accepted | Rejected:
+    topic_device: str | None = None
+    event: TelemetryEvent | None = None
+
+    def reject(reason: str, detail: str) -> Rejected:
+        device = event.source if event is not None else topic_device
+        return Rejected(topic, payload, reason, detail, device, event.id if event else None)
+
+    try:
+        topic_device, channel = parse_device_topic(topic)
+        if channel is not Channel.TELEMETRY:
+            return reject(Reason.BAD_TOPIC, f"{channel.value} messages are not telemetry")
+        document = parse_json_object(payload)
+        event = validate_event(document)
+        if event.source != topic_device:
+            return reject(
+                Reason.TOPIC_MISMATCH,
+                f"event source {event.source!r} published on device {topic_device!r}'s topic",
+            )
+        device = lookup(event.source)
+        if device is None:
+            return reject(DeviceReason.UNKNOWN_DEVICE, f"device {event.source!r} is not registered")
+        if device.revoked:
+            return reject(DeviceReason.REVOKED_DEVICE, f"device {event.source!r} is revoked")
+        verify_document(document, topic, device.public_key)
+        check_readings(event, catalog, now)
+    except ProtocolError as error:
+        return reject(error.reason, error.detail)
+    if device.vehicle_id is None:
+        return reject(DeviceReason.UNPAIRED_DEVICE, f"device {event.source!r} has no vehicle")
+    return Accepted(event, device.vehicle_id)

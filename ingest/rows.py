@@ -1,0 +1,69 @@
+"""Pure: accepted events -> the rows ingest writes (readings by storage type, newest values)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from ingest.pipeline import Accepted
+from protocol.envelope import Location, SignalValue
+
+NumericRow = tuple[datetime, UUID, str, str, float]
+TextRow = tuple[datetime, UUID, str, str, str]
+LocationRow = tuple[datetime, UUID, str, str, float, float, float | None]
+LatestRow = tuple[UUID, str, datetime, Jsonb, str]  # vehicle, name, ts, value, device
+
+
+def wire_value(value: SignalValue) -> Any:
+    if isinstance(value, Location):
+        return value.model_dump(exclude_none=True)
+    return value
+
+
+@dataclass(slots=True)
+class ReadingRows:
+    numeric: list[NumericRow] = field(default_factory=list)
+    text: list[TextRow] = field(default_factory=list)
+    location: list[LocationRow] = field(default_factory=list)
+    latest: dict[tuple[UUID, str], tuple[datetime, SignalValue, str]] = field(default_factory=dict)
+    days: set[date] = field(default_factory=set)
+
+    @property
+    def count(self) -> int:
+        return len(self.numeric) + len(self.text) + len(self.location)
+
+    def latest_rows(self) -> list[LatestRow]:
+        """Sorted by key so concurrent writers lock rows in one order (no deadlocks)."""
+        return [
+            (vehicle, name, ts, Jsonb(wire_value(value)), device)
+            for (vehicle, name), (ts, value, device) in sorted(
+                self.latest.items(), key=lambda item: (str(item[0][0]), item[0][1])
+            )
+        ]
+
+
+def reading_rows(events: Iterable[Accepted]) -> ReadingRows:
+    rows = ReadingRows()
+    for accepted in events:
+        device = accepted.event.source
+        vehicle = accepted.vehicle_id
+        for reading in accepted.event.data.signals:
+            ts, name, value = reading.timestamp, reading.name, reading.value
+            rows.days.add(ts.date())
+            if isinstance(value, Location):
+                rows.location.append(
+                    (ts, vehicle, device, name, value.latitude, value.longitude, value.hdop)
+                )
+            elif isinstance(value, str):
+                rows.text.append((ts, vehicle, device, name, value))
+            else:
+                rows.numeric.append((ts, vehicle, device, name, value))
+            known = rows.latest.get((vehicle, name))
+            if known is None or ts > known[0]:
+                rows.latest[(vehicle, name)] = (ts, value, device)
+    return rows

@@ -1,0 +1,22 @@
+"""Ingest settings (MOTUS_ environment variables), built in ``main`` and passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOTUS_")
+
+    database_url: str = "postgresql://motus@127.0.0.1:5432/motus"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    #: Members of one shared-subscription group split the devices' messages between them.
+    ingest_group: str = "ingest"
+    ingest_client_id: str = "motus-ingest-1"
+    #: A batch closes at this many events or after this long, whichever comes first.
+    ingest_batch_events: int = Field(default=1000, ge=1, le=10000)
+    ingest_batch_seconds: float = Field(default=0.2, gt=0, le=10)
+    #: Serve Prometheus metrics on this port (0: off).
+    ingest_metrics_port: int = 0

@@ -1,0 +1,3 @@
+from motus.cli import main
+
+main()

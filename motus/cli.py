@@ -1,0 +1,32 @@
+"""The `motus` command: mounts each package's own sub-commands."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import app as api_app
+from ingest.cli import app as ingest_app
+from migrations.cli import app as db_app
+from motus.demo import demo
+from motus.stack_cli import app as stack_app
+from protocol.cli import signals
+
+app = typer.Typer(
+    help="Motus: a driver-owned vehicle-data network.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command()(signals)
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(api_app, name="api")
+app.command()(demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Simulated vehicles and fleets that publish signed telemetry like real cars."""

@@ -1,0 +1,104 @@
+"""Malformed and hostile messages, each with the reason ingest must quarantine it for.
+
+Used by the demo and the tests. ``car`` is a registered, paired device; ``stranger`` is a key
+the network has never seen.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol.envelope import SignalReading, build_event
+from protocol.limits import MAX_EVENT_BYTES, MAX_SIGNALS_PER_EVENT
+from protocol.signing import device_id_for, public_key_bytes, sign_document, sign_event
+from protocol.topics import telemetry_topic
+from simulators.fleet import SimCar, encode
+
+
+@dataclass(frozen=True, slots=True)
+class HostileMessage:
+    label: str
+    topic: str
+    payload: bytes
+    reason: str
+
+
+def _signed(car: SimCar, at: datetime, readings: list[dict[str, object]],
+            boot: str = "hostile", seq: int = 0) -> dict[str, object]:
+    event = build_event(device_id=car.device_id, boot_id=boot, seq=seq, time=at,
+                        signals=[SignalReading(name="speed", timestamp=at, value=1)])
+    document = event.to_wire()
+    document["data"] = {"signals": readings}
+    return sign_document(document, car.topic, car.key)
+
+
+def hostile_messages(car: SimCar, other: SimCar, now: datetime) -> list[HostileMessage]:
+    at = now - timedelta(seconds=30)
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    good = _signed(car, at, [{"name": "speed", "timestamp": stamp, "value": 50}], seq=1)
+
+    tampered = json.loads(encode(good))
+    tampered["data"]["signals"][0]["value"] = 51
+
+    stranger = Ed25519PrivateKey.generate()
+    stranger_id = device_id_for(public_key_bytes(stranger))
+    stranger_event = build_event(device_id=stranger_id, boot_id="x", seq=0, time=at,
+                                 signals=[SignalReading(name="speed", timestamp=at, value=5)])
+    future = now + timedelta(hours=1)
+    future_stamp = future.strftime("%Y-%m-%dT%H:%M:%SZ")
+    unsigned = dict(good)
+    del unsigned["signature"]
+    too_many = [{"name": "speed", "timestamp": stamp, "value": 1}] * (MAX_SIGNALS_PER_EVENT + 1)
+
+    def msg(label: str, payload: bytes, reason: str, topic: str | None = None) -> HostileMessage:
+        return HostileMessage(label, topic or car.topic, payload, reason)
+
+    return [
+        msg("not JSON", b"{speed: 50", "malformed_json"),
+        msg("JSON array", b"[1, 2, 3]", "malformed_json"),
+        msg("NaN literal", encode(good).replace(b'"value":50', b'"value":NaN'), "malformed_json"),
+        msg("duplicate member", b'{"id":"a:1","id":"a:2"}', "malformed_json"),
+        msg("not UTF-8", b"\xff\xfe{}", "malformed_json"),
+        msg("oversized", b'{"pad":"' + b"x" * MAX_EVENT_BYTES + b'"}', "too_large"),
+        msg("missing fields", b'{"specversion":"1.0"}', "invalid_envelope"),
+        msg("wrong spec version", encode({**good, "specversion": "0.3"}), "invalid_envelope"),
+        msg("bad event id", encode({**good, "id": "no-seq-here"}), "invalid_envelope"),
+        msg("string timestamp garbage",
+            encode(_signed(car, at, [{"name": "speed", "timestamp": "yesterday", "value": 1}])),
+            "invalid_envelope"),
+        msg("too many signals", encode(_signed(car, at, too_many)), "too_many_signals"),
+        msg("changed byte", encode(tampered), "bad_signature"),
+        msg("signed by another key", encode(sign_event(
+            build_event(device_id=car.device_id, boot_id="b", seq=0, time=at,
+                        signals=[SignalReading(name="speed", timestamp=at, value=5)]),
+            car.topic, other.key)), "bad_signature"),
+        msg("no signature", encode(unsigned), "missing_signature"),
+        msg("moved to another device's topic", encode(good), "topic_mismatch", other.topic),
+        msg("unknown device", encode(sign_event(stranger_event, telemetry_topic(stranger_id),
+                                                stranger)),
+            "unknown_device", telemetry_topic(stranger_id)),
+        msg("unknown signal", encode(_signed(
+            car, at, [{"name": "warpDriveFlux", "timestamp": stamp, "value": 1}])),
+            "unknown_signal"),
+        msg("speed out of range", encode(_signed(
+            car, at, [{"name": "speed", "timestamp": stamp, "value": 900}])), "out_of_range"),
+        msg("boolean not 0/1", encode(_signed(
+            car, at, [{"name": "isIgnitionOn", "timestamp": stamp, "value": 0.5}])),
+            "wrong_value_type"),
+        msg("string for a number", encode(_signed(
+            car, at, [{"name": "speed", "timestamp": stamp, "value": "fast"}])),
+            "wrong_value_type"),
+        msg("number for a location", encode(_signed(
+            car, at, [{"name": "currentLocationCoordinates", "timestamp": stamp, "value": 3}])),
+            "wrong_value_type"),
+        msg("latitude beyond the pole", encode(_signed(
+            car, at, [{"name": "currentLocationCoordinates", "timestamp": stamp,
+                       "value": {"latitude": 91, "longitude": 0}}])), "invalid_envelope"),
+        msg("from the future", encode(_signed(
+            car, at, [{"name": "speed", "timestamp": future_stamp, "value": 5}])),
+            "timestamp_out_of_bounds"),
+    ]

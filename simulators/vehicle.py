@@ -1,0 +1,148 @@
+"""A pure vehicle model: a speed profile drives consistent odometer, GPS, RPM, coolant and fuel.
+
+Nothing here reads the clock or does I/O: ``step`` advances simulated time, ``readings`` turns
+the state into catalog readings stamped with the time it is given.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from protocol.envelope import Location, SignalReading
+
+EARTH_RADIUS_M = 6_371_008.8
+IDLE_RPM = 750.0
+# Overall ratio (rpm per km/h) of each gear and the speed at which the driver shifts up.
+GEARS = ((0, 110.0), (20, 62.0), (35, 42.0), (55, 32.0), (75, 26.0), (95, 21.5))
+FUEL_L_PER_100KM = 7.0
+TANK_L = 50.0
+
+
+def stop_and_go_profile(seed: int, seconds: int) -> list[float]:
+    """A synthetic urban/suburban speed trace (km/h, one value per second).
+
+    Stops, accelerations of 0.8-1.5 m/s^2, cruises at 30-90 km/h, and braking; shaped like a
+    city drive cycle but generated, not measured.
+    """
+    rng = random.Random(seed)
+    speeds: list[float] = []
+    while len(speeds) < seconds:
+        speeds.extend([0.0] * rng.randint(5, 25))
+        peak = rng.choice((30, 40, 50, 50, 60, 70, 90))
+        accel = rng.uniform(0.8, 1.5) * 3.6  # km/h per second
+        v = 0.0
+        while v < peak:
+            v = min(peak, v + accel)
+            speeds.append(v)
+        speeds.extend(peak + rng.uniform(-2, 2) for _ in range(rng.randint(20, 90)))
+        decel = rng.uniform(1.0, 2.5) * 3.6
+        v = peak
+        while v > 0:
+            v = max(0.0, v - decel)
+            speeds.append(v)
+    return speeds[:seconds]
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleState:
+    elapsed_s: float
+    speed_kmh: float
+    odometer_km: float
+    latitude: float
+    longitude: float
+    heading_deg: float
+    rpm: float
+    coolant_c: float
+    fuel_pct: float
+    ambient_c: float
+    battery_v: float
+    engine_load_pct: float
+
+
+def engine_rpm(speed_kmh: float) -> float:
+    ratio = GEARS[0][1]
+    for min_speed, gear_ratio in GEARS:
+        if speed_kmh >= min_speed:
+            ratio = gear_ratio
+    return max(IDLE_RPM, speed_kmh * ratio)
+
+
+def move(lat: float, lon: float, heading_deg: float, metres: float) -> tuple[float, float]:
+    """Small-step move on a sphere (local equirectangular approximation)."""
+    h = math.radians(heading_deg)
+    dlat = metres * math.cos(h) / EARTH_RADIUS_M
+    dlon = metres * math.sin(h) / (EARTH_RADIUS_M * math.cos(math.radians(lat)))
+    return lat + math.degrees(dlat), lon + math.degrees(dlon)
+
+
+class SimulatedVehicle:
+    """A combustion car following ``profile`` (km/h per second) from ``start``."""
+
+    def __init__(
+        self,
+        profile: Sequence[float],
+        *,
+        start: Location,
+        heading_deg: float,
+        odometer_km: float,
+        ambient_c: float = 14.0,
+        seed: int = 0,
+    ) -> None:
+        self.profile = profile
+        self._rng = random.Random(seed)
+        self.state = VehicleState(
+            elapsed_s=0.0, speed_kmh=profile[0] if profile else 0.0, odometer_km=odometer_km,
+            latitude=start.latitude, longitude=start.longitude, heading_deg=heading_deg,
+            rpm=IDLE_RPM, coolant_c=ambient_c, fuel_pct=80.0, ambient_c=ambient_c,
+            battery_v=14.1, engine_load_pct=20.0,
+        )
+
+    def step(self, dt_s: float = 1.0) -> VehicleState:
+        s = self.state
+        index = min(int(s.elapsed_s + dt_s), len(self.profile) - 1)
+        speed = self.profile[index]
+        mean_speed_ms = (s.speed_kmh + speed) / 2 / 3.6
+        metres = mean_speed_ms * dt_s
+        heading = s.heading_deg
+        if speed == 0 and s.speed_kmh > 0:  # turn at stops, like a street grid
+            heading = (heading + self._rng.choice((-90.0, 0.0, 90.0))) % 360
+        lat, lon = move(s.latitude, s.longitude, heading, metres)
+        accel = (speed - s.speed_kmh) / 3.6 / dt_s
+        self.state = replace(
+            s,
+            elapsed_s=s.elapsed_s + dt_s,
+            speed_kmh=speed,
+            odometer_km=s.odometer_km + metres / 1000,
+            latitude=lat,
+            longitude=lon,
+            heading_deg=heading,
+            rpm=engine_rpm(speed),
+            coolant_c=min(90.0, s.coolant_c + 0.1 * dt_s),  # warms up over ~12 minutes
+            fuel_pct=max(0.0, s.fuel_pct - metres / 1000 * FUEL_L_PER_100KM / 100 / TANK_L * 100),
+            engine_load_pct=min(100.0, max(15.0, 25 + 40 * accel + speed * 0.2)),
+        )
+        return self.state
+
+    def readings(self, at: datetime) -> list[SignalReading]:
+        s = self.state
+
+        def r(name: str, value: float | Location) -> SignalReading:
+            return SignalReading(name=name, timestamp=at, value=value)
+
+        return [
+            r("speed", round(s.speed_kmh, 1)),
+            r("powertrainCombustionEngineSpeed", round(s.rpm, 2)),
+            r("powertrainTransmissionTravelledDistance", round(s.odometer_km, 3)),
+            r("powertrainCombustionEngineECT", round(s.coolant_c, 1)),
+            r("powertrainFuelSystemRelativeLevel", round(s.fuel_pct, 2)),
+            r("obdEngineLoad", round(s.engine_load_pct, 1)),
+            r("exteriorAirTemperature", s.ambient_c),
+            r("lowVoltageBatteryCurrentVoltage", s.battery_v),
+            r("isIgnitionOn", 1.0),
+            r("currentLocationCoordinates",
+              Location(latitude=round(s.latitude, 7), longitude=round(s.longitude, 7), hdop=0.9)),
+        ]
