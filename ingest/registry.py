@@ -76,3 +76,21 @@ def add_device(
         "INSERT INTO devices (id, public_key, owner_id, vehicle_id) VALUES (%s, %s, %s, %s)",
         (device_id, public_key, owner_id, vehicle_id),
     )
+
+
+def enroll_vehicle(
+    conn: psycopg.Connection[tuple[object, ...]],
+    *,
+    email: str,
+    device_id: str,
+    public_key: bytes,
+    vin: str | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    year: int | None = None,
+) -> UUID:
+    """Driver (created if new), vehicle, and a device paired to it; returns the vehicle id."""
+    driver = add_driver(conn, email)
+    vehicle = add_vehicle(conn, driver, vin=vin, make=make, model=model, year=year)
+    add_device(conn, device_id, public_key, driver, vehicle)
+    return vehicle

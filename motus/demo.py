@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ingest.registry import add_device, add_driver, add_vehicle
+from ingest.registry import enroll_vehicle
 from migrations.runner import upgrade
 from motus.stack import LocalStack, StackInfo, free_port
 from simulators.fleet import Publisher, SimCar, drive_events, make_fleet
@@ -41,11 +41,11 @@ def _register(conninfo: str, cars: list[SimCar], tag: str) -> list[UUID]:
     vehicles = []
     with psycopg.connect(conninfo) as conn:
         for i, car in enumerate(cars):
-            driver = add_driver(conn, f"driver{i}.{tag}@demo.motus.example")
-            vehicle = add_vehicle(conn, driver, vin=car.vin, make="Simulated", model="Sedan",
-                                  year=2020)
-            add_device(conn, car.device_id, car.public_key, driver, vehicle)
-            vehicles.append(vehicle)
+            vehicles.append(enroll_vehicle(
+                conn, email=f"driver{i}.{tag}@demo.motus.example", device_id=car.device_id,
+                public_key=car.public_key, vin=car.vin, make="Simulated", model="Sedan",
+                year=2020,
+            ))
     return vehicles
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 
 from protocol.errors import EventTooLarge, InvalidEnvelope, MalformedEvent, Reason
 from protocol.limits import (
+    MAX_ABS_NUMBER,
     MAX_BOOT_ID_CHARS,
     MAX_EVENT_BYTES,
     MAX_SEQ,
@@ -89,6 +90,8 @@ class SignalReading(BaseModel):
         if isinstance(value, int | float):
             if not math.isfinite(value):
                 raise ValueError("numbers must be finite")
+            if abs(value) >= MAX_ABS_NUMBER:
+                raise ValueError("numbers must be below 2^53 in magnitude (I-JSON, RFC 7493)")
             return float(value)
         if isinstance(value, str):
             if len(value) > MAX_STRING_VALUE_CHARS:

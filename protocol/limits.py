@@ -11,6 +11,8 @@ MAX_EVENT_BYTES = 256 * 1024
 MAX_SIGNALS_PER_EVENT = 2000
 #: Longest string value (DTC lists, fuel type names, ...), in characters.
 MAX_STRING_VALUE_CHARS = 1024
+#: Numbers are I-JSON (RFC 7493 section 2.2): magnitude below 2^53, exact in every JSON parser.
+MAX_ABS_NUMBER = 2.0**53
 #: Longest boot id, in characters.
 MAX_BOOT_ID_CHARS = 64
 #: Highest sequence number (fits a PostgreSQL bigint).

@@ -40,7 +40,7 @@ def stop_and_go_profile(seed: int, seconds: int) -> list[float]:
             speeds.append(v)
         speeds.extend(peak + rng.uniform(-2, 2) for _ in range(rng.randint(20, 90)))
         decel = rng.uniform(1.0, 2.5) * 3.6
-        v = peak
+        v = speeds[-1]
         while v > 0:
             v = max(0.0, v - decel)
             speeds.append(v)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set everything up, then lint, type-check and run the whole test suite on real Mosquitto and
+# PostgreSQL (the tests start their own throwaway servers). Extra arguments go to pytest,
+# e.g. scripts/test.sh -m "not integration and not e2e" for the unit tier alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/pytest "$@"
