@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.schemas import ApiError, LatestSignal, LatestSignals
 from api.settings import ApiSettings
@@ -19,7 +19,8 @@ from protocol.catalog import load_catalog
 
 def create_app(settings: ApiSettings) -> FastAPI:
     pool = AsyncConnectionPool(
-        settings.database_url, min_size=1, max_size=settings.api_pool_max, open=False
+        settings.database_url, min_size=1, max_size=settings.api_pool_max, open=False,
+        timeout=settings.api_db_timeout_s,
     )
 
     @asynccontextmanager
@@ -38,9 +39,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     catalog = load_catalog()
 
-    @app.exception_handler(psycopg.OperationalError)
-    async def database_unavailable(_r: Request, _exc: psycopg.OperationalError) -> JSONResponse:
+    async def database_unavailable(_r: Request, _exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "the database is unavailable; retry shortly"}, 503)
+
+    app.add_exception_handler(psycopg.OperationalError, database_unavailable)
+    app.add_exception_handler(PoolTimeout, database_unavailable)
 
     @app.get("/healthz", tags=["operations"])
     async def health() -> dict[str, str]:

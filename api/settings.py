@@ -12,3 +12,5 @@ class ApiSettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_pool_max: int = 10
+    #: How long a request waits for a database connection before answering 503.
+    api_db_timeout_s: float = 5.0

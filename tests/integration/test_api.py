@@ -1,0 +1,92 @@
+from datetime import UTC, datetime, timedelta
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import ApiSettings
+from ingest.pipeline import process_message
+from ingest.registry import DeviceDirectory
+from ingest.store import TelemetryStore
+from protocol.catalog import load_catalog
+from simulators.fleet import drive_events, make_fleet
+from tests.fixtures.helpers import register
+
+import psycopg
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def seeded(database_url):
+    car = make_fleet(1, seed=31, drive_seconds=15)[0]
+    (vehicle,) = register(database_url, [car])
+    now = datetime.now(UTC)
+    with psycopg.connect(database_url) as conn:
+        lookup = DeviceDirectory(conn).lookup
+        accepted = [process_message(t, p, lookup, load_catalog(), now)
+                    for t, p in drive_events(car, now - timedelta(seconds=16), 15)]
+    store = TelemetryStore(database_url)
+    store.write(accepted, [])
+    store.close()
+    with TestClient(create_app(ApiSettings(database_url=database_url))) as client:
+        yield client, vehicle, car, accepted[-1].event  # type: ignore[union-attr]
+
+
+def test_latest_returns_values_units_and_timestamps(seeded):
+    client, vehicle, car, last = seeded
+    response = client.get(f"/v1/vehicles/{vehicle}/signals/latest")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["vehicle_id"] == str(vehicle)
+    by_name = {s["name"]: s for s in body["signals"]}
+    expected = {r.name: r for r in last.data.signals}
+    assert set(by_name) == set(expected)
+    catalog = load_catalog()
+    for name, reading in expected.items():
+        got = by_name[name]
+        assert got["unit"] == catalog[name].unit
+        assert datetime.fromisoformat(got["timestamp"]) == reading.timestamp
+        if name == "currentLocationCoordinates":
+            assert got["value"]["latitude"] == reading.value.latitude
+            assert got["privilege"] == "location"
+        else:
+            assert got["value"] == reading.value
+    assert by_name["powertrainTransmissionTravelledDistance"]["value"] == pytest.approx(
+        round(car.vehicle.state.odometer_km, 3))
+
+
+def test_name_filter(seeded):
+    client, vehicle, _car, _last = seeded
+    response = client.get(f"/v1/vehicles/{vehicle}/signals/latest",
+                          params=[("name", "speed"), ("name", "obdEngineLoad")])
+    assert [s["name"] for s in response.json()["signals"]] == ["obdEngineLoad", "speed"]
+
+
+@pytest.mark.parametrize(("path", "status", "fragment"), [
+    ("/v1/vehicles/not-a-uuid/signals/latest", 422, "uuid"),
+    (f"/v1/vehicles/{uuid.uuid4()}/signals/latest", 404, "not found"),
+    ("/v1/vehicles/{vehicle}/signals/latest?name=warpDriveFlux", 400, "warpDriveFlux"),
+])
+def test_bad_requests_get_clear_4xx(seeded, path, status, fragment):
+    client, vehicle, _car, _last = seeded
+    response = client.get(path.format(vehicle=vehicle))
+    assert response.status_code == status
+    assert fragment in str(response.json()["detail"]).lower() or fragment in str(
+        response.json()["detail"])
+
+
+def test_health_and_openapi(seeded):
+    client, *_ = seeded
+    assert client.get("/healthz").json() == {"status": "ok"}
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/vehicles/{vehicle_id}/signals/latest" in paths
+
+
+def test_database_down_is_503_not_500(local_stack):
+    dead = f"postgresql://motus@127.0.0.1:{local_stack.pg_port}/no_such_database"
+    app = create_app(ApiSettings(database_url=dead, api_db_timeout_s=1))
+    with TestClient(app) as client:
+        response = client.get(f"/v1/vehicles/{uuid.uuid4()}/signals/latest")
+    assert response.status_code == 503

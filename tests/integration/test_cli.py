@@ -1,0 +1,68 @@
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from motus.cli import app
+
+runner = CliRunner()
+
+
+def motus(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "motus", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_help_lists_only_the_commands_that_exist():
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    commands = set(re.findall(r"│ (\w+)\s{2,}", result.output))
+    assert commands == {"signals", "stack", "db", "ingest", "api", "demo"}
+
+
+def test_signals_json_has_the_catalog():
+    result = runner.invoke(app, ["signals", "--json"])
+    assert result.exit_code == 0
+    entries = json.loads(result.output)
+    assert len(entries) >= 116
+    assert all({"name", "unit", "type", "privilege"} <= set(e) for e in entries)
+    speed = next(e for e in entries if e["name"] == "speed")
+    assert (speed["unit"], speed["type"], speed["obd"]["pid"]) == ("km/h", "float", "0D")
+
+
+def test_signals_table_filters():
+    result = runner.invoke(app, ["signals", "--location"], env={"COLUMNS": "200"})
+    assert "currentLocationCoordinates" in result.output
+    assert "speed " not in result.output
+
+
+@pytest.mark.integration
+def test_stack_lifecycle_through_the_cli(stack_dir):
+    directory = str(stack_dir)
+    up = motus("stack", "up", "--dir", directory)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "migrations applied" in up.stdout
+    try:
+        assert motus("stack", "status", "--dir", directory).returncode == 0
+        exports = motus("stack", "env", "--dir", directory).stdout
+        env = dict(re.findall(r"export (MOTUS_\w+)=(\S+)", exports))
+        assert set(env) == {"MOTUS_DATABASE_URL", "MOTUS_MQTT_HOST", "MOTUS_MQTT_PORT"}
+        again = motus("db", "upgrade", env=env)
+        assert again.returncode == 0 and "up to date" in again.stdout
+        assert "applied" in motus("db", "status", env=env).stdout
+        assert motus("stack", "up", "--dir", directory).returncode == 0  # idempotent
+    finally:
+        assert motus("stack", "down", "--dir", directory).returncode == 0
+    stopped = motus("stack", "status", "--dir", directory)
+    assert stopped.returncode == 1 and "stopped" in stopped.stdout
+
+
+@pytest.mark.integration
+def test_db_upgrade_without_a_server_fails_clearly():
+    result = motus("db", "upgrade", env={"MOTUS_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
+    assert result.returncode == 1
+    assert "error:" in result.stderr

@@ -1,0 +1,108 @@
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from ingest.pipeline import Accepted, Rejected, process_message
+from ingest.registry import DeviceDirectory
+from ingest.store import TelemetryStore
+from migrations import runner
+from protocol.catalog import load_catalog
+from simulators.fleet import drive_events, make_fleet
+from tests.fixtures.helpers import register, scalar
+
+pytestmark = pytest.mark.integration
+
+
+def test_migrations_are_recorded_and_idempotent(database_url):
+    assert runner.upgrade(database_url) == []  # the template was migrated already
+    recorded = runner.applied_versions(database_url)
+    assert [v for v, _ in recorded] == [m.version for m in runner.available_migrations()]
+
+
+def test_a_migration_edited_after_it_ran_is_an_error(database_url, monkeypatch):
+    edited = [runner.Migration(m.version, m.name, m.sql + "\n-- edited")
+              for m in runner.available_migrations()]
+    monkeypatch.setattr(runner, "available_migrations", lambda: edited)
+    with pytest.raises(runner.MigrationError, match="changed after it was applied"):
+        runner.upgrade(database_url)
+
+
+def test_plain_postgres_gets_daily_partitions_ahead_and_on_demand(database_url):
+    today = datetime.now(UTC).date()
+    with psycopg.connect(database_url) as conn:
+        parts = {r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'signals_numeric'::regclass")}
+        assert f"signals_numeric_{today:%Y%m%d}" in parts
+        assert f"signals_numeric_{today + timedelta(days=7):%Y%m%d}" in parts
+        old = today - timedelta(days=40)
+        created = conn.execute("SELECT motus_ensure_daily_partitions(%s, %s)", (old, old))
+        assert created.fetchone() == (3,)  # one per reading table
+        again = conn.execute("SELECT motus_ensure_daily_partitions(%s, %s)", (old, old))
+        assert again.fetchone() == (0,)
+
+
+def _accepted(database_url, cars, seconds):
+    register(database_url, cars)
+    now = datetime.now(UTC)
+    with psycopg.connect(database_url) as conn:
+        directory = DeviceDirectory(conn)
+        return [
+            process_message(t, p, directory.lookup, load_catalog(), now)
+            for car in cars
+            for t, p in drive_events(car, now - timedelta(seconds=seconds + 1), seconds)
+        ]
+
+
+def test_batch_written_twice_is_stored_once(database_url):
+    cars = make_fleet(2, seed=11, drive_seconds=20)
+    accepted = _accepted(database_url, cars, 20)
+    assert all(isinstance(a, Accepted) for a in accepted)
+    store = TelemetryStore(database_url)
+    first = store.write(accepted, [])
+    again = store.write(accepted + accepted[:5], [])
+    store.close()
+    assert (first.events_stored, first.duplicates, first.readings_stored) == (40, 0, 400)
+    assert (again.events_stored, again.duplicates, again.readings_stored) == (0, 45, 0)
+    assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 40
+    assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 40 * 9
+    assert scalar(database_url, "SELECT count(*) FROM signals_location") == 40
+    # the newest value per vehicle and signal, from the last second of each drive
+    assert scalar(database_url, "SELECT count(*) FROM signals_latest") == 2 * 10
+    newest = scalar(database_url, "SELECT max(ts) FROM signals_numeric")
+    assert scalar(database_url, "SELECT min(ts) FROM signals_latest") == newest
+
+
+def test_duplicates_inside_one_batch_are_stored_once(database_url):
+    cars = make_fleet(1, seed=12, drive_seconds=5)
+    accepted = _accepted(database_url, cars, 5)
+    store = TelemetryStore(database_url)
+    result = store.write(accepted + accepted, [])
+    store.close()
+    assert (result.events_stored, result.duplicates) == (5, 5)
+    assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 5 * 9
+
+
+def test_latest_value_never_goes_back_in_time(database_url):
+    cars = make_fleet(1, seed=13, drive_seconds=10)
+    accepted = _accepted(database_url, cars, 10)
+    store = TelemetryStore(database_url)
+    store.write(accepted[5:], [])
+    store.write(accepted[:5], [])  # older events arrive late (a spool drain)
+    store.close()
+    last = accepted[-1]
+    assert isinstance(last, Accepted)
+    assert scalar(database_url, "SELECT min(ts) FROM signals_latest") == last.event.time
+
+
+def test_rejections_are_quarantined_whole(database_url):
+    rejected = [Rejected("motus/v1/devices/abc/telemetry", b"\x00\xffraw", "malformed_json",
+                         "payload is not valid JSON", "abc", None)]
+    store = TelemetryStore(database_url)
+    store.write([], rejected)
+    store.close()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT topic, device_id, reason, detail, payload FROM quarantine").fetchone()
+    assert row == ("motus/v1/devices/abc/telemetry", "abc", "malformed_json",
+                   "payload is not valid JSON", b"\x00\xffraw")

@@ -1,0 +1,44 @@
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from simulators.fleet import Publisher, drive_events, make_fleet
+from simulators.hostile import hostile_messages
+from tests.fixtures.helpers import register, scalar, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_hostile_messages_are_quarantined_while_good_traffic_lands(
+    local_stack, database_url, running_ingest
+):
+    cars = make_fleet(3, seed=21, drive_seconds=40)
+    register(database_url, cars)
+    now = datetime.now(UTC)
+    hostile = hostile_messages(cars[0], cars[1], now)
+    publisher = Publisher(local_stack.mqtt_host, local_stack.mqtt_port)
+    drives = [list(drive_events(car, now - timedelta(seconds=41), 40)) for car in cars]
+    # interleave: hostile messages in the middle of the honest streams
+    for i in range(40):
+        for car, drive in zip(cars, drives, strict=True):
+            publisher.publish(car.device_id, *drive[i])
+        if i < len(hostile):
+            publisher.publish(cars[0].device_id, hostile[i].topic, hostile[i].payload)
+    publisher.publish(cars[2].device_id, *drives[2][0])  # a replay
+    publisher.close()
+
+    wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 120
+               and scalar(database_url, "SELECT count(*) FROM quarantine") == len(hostile)
+               and running_ingest.worker.totals.duplicates == 1, what="ingest to finish")
+    with psycopg.connect(database_url) as conn:
+        reasons = Counter(dict(conn.execute(
+            "SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall()))
+        payloads = {bytes(r[0]) for r in conn.execute("SELECT payload FROM quarantine")}
+    assert reasons == Counter(m.reason for m in hostile)
+    assert payloads == {m.payload for m in hostile}
+    assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 120 * 9
+    totals = running_ingest.worker.totals
+    assert totals.received == 120 + len(hostile) + 1
+    assert totals.stored == 120
