@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -94,27 +95,25 @@ class IngestWorker:
         return client
 
     # paho callbacks (network thread)
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object,
-                    _p: object) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if getattr(reason, "is_failure", False):
             log.error("broker refused the connection: %s", reason)
             return
         topic = f"$share/{self.settings.ingest_group}/{ALL_TELEMETRY}"
         client.subscribe(topic, qos=1)
 
-    def _on_subscribe(self, _c: object, _u: object, _mid: object, codes: list[object],
-                      _p: object) -> None:
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, codes: Any, _p: Any) -> None:
         if all(not getattr(code, "is_failure", False) for code in codes):
             self._subscribed.set()
         else:
             log.error("subscription refused: %s", codes)
 
-    def _on_message(self, _c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos))
 
     # lifecycle
     def connect(self, timeout_s: float = 30.0) -> None:
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 from uuid import UUID
 
 import psycopg
@@ -29,7 +30,7 @@ class DeviceDirectory:
                 (device_id,),
             ).fetchone()
         record = (
-            DeviceRecord(device_id, bytes(row[0]), row[1], bool(row[2]))  # type: ignore[arg-type]
+            DeviceRecord(device_id, cast(bytes, row[0]), cast(UUID | None, row[1]), bool(row[2]))
             if row is not None
             else None
         )

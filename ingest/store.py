@@ -150,12 +150,11 @@ class TelemetryStore:
     def _quarantine(self, rejected: Sequence[Rejected]) -> None:
         if not rejected:
             return
-        with self.conn.cursor() as cur:
-            with cur.copy(
-                "COPY quarantine (topic, device_id, event_id, reason, detail, payload)"
-                " FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["text", "text", "text", "text", "text", "bytea"])
-                for r in rejected:
-                    copy.write_row((r.topic, r.device_id, r.event_id, str(r.reason), r.detail,
-                                    r.payload))
+        with self.conn.cursor() as cur, cur.copy(
+            "COPY quarantine (topic, device_id, event_id, reason, detail, payload)"
+            " FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["text", "text", "text", "text", "text", "bytea"])
+            for r in rejected:
+                copy.write_row((r.topic, r.device_id, r.event_id, str(r.reason), r.detail,
+                                r.payload))

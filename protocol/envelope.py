@@ -11,7 +11,7 @@ import json
 import math
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,7 +37,7 @@ from protocol.topics import DEVICE_ID_PATTERN
 
 SPEC_VERSION = "1.0"
 TELEMETRY_TYPE = "motus.telemetry.v1"
-DATA_CONTENT_TYPE = "application/json"
+DATA_CONTENT_TYPE: Final = "application/json"
 _EVENT_ID = re.compile(rf"([A-Za-z0-9_-]{{1,{MAX_BOOT_ID_CHARS}}}):(0|[1-9][0-9]{{0,18}})")
 
 

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import rfc8785
@@ -69,7 +70,7 @@ def make_fleet(size: int, *, seed: int, drive_seconds: int) -> list[SimCar]:
     return cars
 
 
-def encode(document: dict[str, object]) -> bytes:
+def encode(document: dict[str, Any]) -> bytes:
     """Wire bytes of a signed event: its RFC 8785 canonical JSON (compact and deterministic)."""
     return bytes(rfc8785.dumps(document))
 

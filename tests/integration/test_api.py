@@ -1,19 +1,18 @@
-from datetime import UTC, datetime, timedelta
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.pipeline import process_message
+from ingest.pipeline import Accepted, process_message
 from ingest.registry import DeviceDirectory
 from ingest.store import TelemetryStore
 from protocol.catalog import load_catalog
 from simulators.fleet import drive_events, make_fleet
 from tests.fixtures.helpers import register
-
-import psycopg
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +27,7 @@ def seeded(database_url):
         accepted = [process_message(t, p, lookup, load_catalog(), now)
                     for t, p in drive_events(car, now - timedelta(seconds=16), 15)]
     store = TelemetryStore(database_url)
-    store.write(accepted, [])
+    store.write([a for a in accepted if isinstance(a, Accepted)], [])
     store.close()
     with TestClient(create_app(ApiSettings(database_url=database_url))) as client:
         yield client, vehicle, car, accepted[-1].event  # type: ignore[union-attr]

@@ -33,7 +33,7 @@ def test_hostile_messages_are_quarantined_while_good_traffic_lands(
                and scalar(database_url, "SELECT count(*) FROM quarantine") == len(hostile)
                and running_ingest.worker.totals.duplicates == 1, what="ingest to finish")
     with psycopg.connect(database_url) as conn:
-        reasons = Counter(dict(conn.execute(
+        reasons: Counter[str] = Counter(dict(conn.execute(
             "SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall()))
         payloads = {bytes(r[0]) for r in conn.execute("SELECT payload FROM quarantine")}
     assert reasons == Counter(m.reason for m in hostile)

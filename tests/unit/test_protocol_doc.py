@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from ingest.consumer import STORAGE_ERROR
 from ingest.pipeline import DeviceReason
 from protocol import limits
 from protocol.errors import Reason
@@ -42,7 +43,7 @@ def test_example_public_key_is_rfc8032_test_vector_1():
 def test_every_rejection_reason_is_documented():
     section = DOC.split("## Rejections", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
-    assert {r.value for r in Reason} | {r.value for r in DeviceReason} | {"storage_error"} == documented
+    assert {r.value for r in Reason} | {r.value for r in DeviceReason} | {STORAGE_ERROR} == documented
 
 
 def test_documented_limits_are_the_enforced_ones():

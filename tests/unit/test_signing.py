@@ -5,7 +5,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from protocol.envelope import SignalReading, TelemetryEvent, build_event, parse_json_object, validate_event
+from protocol.envelope import (
+    SignalReading,
+    TelemetryEvent,
+    build_event,
+    parse_json_object,
+    validate_event,
+)
 from protocol.errors import ProtocolError, Reason, SignatureError
 from protocol.signing import (
     canonical_json,

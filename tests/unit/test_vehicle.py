@@ -1,3 +1,4 @@
+import itertools
 import math
 from datetime import UTC, datetime
 
@@ -5,9 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.catalog import load_catalog
-from protocol.envelope import Location
+from protocol.envelope import Location, build_event
 from protocol.validation import check_readings
-from protocol.envelope import build_event
 from simulators.fleet import make_fleet
 from simulators.vehicle import IDLE_RPM, SimulatedVehicle, stop_and_go_profile
 
@@ -44,7 +44,7 @@ def test_odometer_gps_and_speed_tell_the_same_story(seed):
 
 def test_profile_accelerations_are_those_of_a_car():
     profile = stop_and_go_profile(1, 3600)
-    steps = [(b - a) / 3.6 for a, b in zip(profile, profile[1:], strict=False)]
+    steps = [(b - a) / 3.6 for a, b in itertools.pairwise(profile)]
     assert max(steps) <= 1.6 and min(steps) >= -2.6  # m/s^2
     assert profile.count(0.0) > 30  # it stops
 
