@@ -8,15 +8,13 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
-
 from ingest.pipeline import Accepted
 from protocol.envelope import Location, SignalValue
 
 NumericRow = tuple[datetime, UUID, str, str, float]
 TextRow = tuple[datetime, UUID, str, str, str]
 LocationRow = tuple[datetime, UUID, str, str, float, float, float | None]
-LatestRow = tuple[UUID, str, datetime, Jsonb, str]  # vehicle, name, ts, value, device
+LatestRow = tuple[UUID, str, datetime, Any, str]  # vehicle, name, ts, JSON value, device
 
 
 def wire_value(value: SignalValue) -> Any:
@@ -40,7 +38,7 @@ class ReadingRows:
     def latest_rows(self) -> list[LatestRow]:
         """Sorted by key so concurrent writers lock rows in one order (no deadlocks)."""
         return [
-            (vehicle, name, ts, Jsonb(wire_value(value)), device)
+            (vehicle, name, ts, wire_value(value), device)
             for (vehicle, name), (ts, value, device) in sorted(
                 self.latest.items(), key=lambda item: (str(item[0][0]), item[0][1])
             )

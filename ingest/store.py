@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ingest.pipeline import Accepted, Rejected
 from ingest.rows import ReadingRows, reading_rows
@@ -136,8 +137,8 @@ class TelemetryStore:
                 " FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["uuid", "text", "timestamptz", "jsonb", "text"])
-                for row in latest:
-                    copy.write_row(row)
+                for vehicle, name, ts, value, device in latest:
+                    copy.write_row((vehicle, name, ts, Jsonb(value), device))
             cur.execute(
                 "INSERT INTO signals_latest AS l (vehicle_id, name, ts, value, device_id)"
                 " SELECT vehicle_id, name, ts, value, device_id FROM incoming_latest"

@@ -9,7 +9,11 @@ from pathlib import Path
 PG_TOOLS = ("initdb", "pg_ctl", "postgres")
 
 
-class MissingBinary(Exception):
+class StackError(Exception):
+    """The local stack could not be started, stopped or read."""
+
+
+class MissingBinary(StackError):
     """A server program the stack needs is not installed (scripts/setup.sh installs it)."""
 
 

@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.registry import enroll_vehicle
-from migrations.runner import upgrade
+from migrations.runner import MigrationError, upgrade
+from motus.binaries import StackError
 from motus.stack import LocalStack, StackInfo, free_port
 from simulators.fleet import Publisher, SimCar, drive_events, make_fleet
 from simulators.hostile import hostile_messages
@@ -96,9 +97,13 @@ def demo(
 ) -> None:
     """Run the whole first path (car -> MQTT -> ingest -> PostgreSQL -> API) and report it."""
     stack = LocalStack(directory)
-    with console.status("starting PostgreSQL and Mosquitto"):
-        info = stack.up()
-        upgrade(info.database_url)
+    try:
+        with console.status("starting PostgreSQL and Mosquitto"):
+            info = stack.up()
+            upgrade(info.database_url)
+    except (StackError, MigrationError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
     console.print(f"stack: PostgreSQL :{info.pg_port}, Mosquitto :{info.mqtt_port} "
                   f"(TimescaleDB {'on' if info.timescaledb else 'off: plain partitions'})")
     try:

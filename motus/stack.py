@@ -24,16 +24,12 @@ from typing import Any
 import psycopg
 
 import broker_config
-from motus.binaries import find_mosquitto, find_pg_bindir
+from motus.binaries import StackError, find_mosquitto, find_pg_bindir
 
 DATABASE = "motus"
 SUPERUSER = "motus"
 STATE_FILE = "stack.json"
 START_TIMEOUT_S = 30.0
-
-
-class StackError(Exception):
-    """The local stack could not be started, stopped or read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +133,10 @@ class LocalStack:
 
     def up(self) -> StackInfo:
         """Start whatever is not running; return the connection settings."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StackError(f"cannot create the stack directory {self.root}: {exc}") from exc
         self._check_traversable()
         previous = self.read_state()
         running = self.status()

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from migrations.runner import upgrade
-from motus.binaries import MissingBinary
-from motus.stack import LocalStack, StackError
+from migrations.runner import MigrationError, upgrade
+from motus.binaries import StackError
+from motus.stack import LocalStack
 
 app = typer.Typer(help="Start and stop a throwaway local Mosquitto + PostgreSQL.", no_args_is_help=True)
 DirOption = typer.Option(Path(".motus"), "--dir", help="Where the stack lives.")
@@ -31,7 +31,7 @@ def up(
     try:
         info = LocalStack(directory).up()
         applied = upgrade(info.database_url) if migrate else []
-    except (StackError, MissingBinary) as exc:
+    except (StackError, MigrationError) as exc:
         raise _fail(exc) from exc
     console.print(f"PostgreSQL  127.0.0.1:{info.pg_port}  (TimescaleDB: {info.timescaledb})")
     console.print(f"Mosquitto   127.0.0.1:{info.mqtt_port}")

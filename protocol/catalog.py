@@ -124,10 +124,6 @@ class Catalog:
     def __getitem__(self, name: str) -> SignalSpec:
         return self._by_name[name]
 
-    def by_pid(self, pid: str) -> SignalSpec | None:
-        pid = pid.upper()
-        return next((s for s in self if s.obd is not None and s.obd.pid == pid), None)
-
 
 def _spec_from_toml(entry: dict[str, Any]) -> SignalSpec:
     obd = entry.get("obd")
