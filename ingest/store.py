@@ -91,14 +91,12 @@ class TelemetryStore:
         if not events:
             return set()
         with self.conn.cursor() as cur:
-            with cur.copy(
-                "COPY incoming_events (device_id, boot_id, seq, event_time, signal_count)"
-                " FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["text", "text", "int8", "timestamptz", "int4"])
-                for a in events:
-                    e = a.event
-                    copy.write_row((e.source, e.boot_id, e.seq, e.time, len(e.data.signals)))
+            _copy_binary(
+                cur, "incoming_events (device_id, boot_id, seq, event_time, signal_count)",
+                ["text", "text", "int8", "timestamptz", "int4"],
+                [(a.event.source, a.event.boot_id, a.event.seq, a.event.time,
+                  len(a.event.data.signals)) for a in events],
+            )
             cur.execute(
                 "INSERT INTO telemetry_events (device_id, boot_id, seq, event_time, signal_count)"
                 " SELECT device_id, boot_id, seq, event_time, signal_count FROM incoming_events"
@@ -108,7 +106,8 @@ class TelemetryStore:
             return {(str(d), str(b), int(s)) for d, b, s in cur.fetchall()}  # type: ignore[call-overload]
 
     def _copy_readings(self, rows: ReadingRows) -> None:
-        tables = (
+        key_columns, key_types = "ts, vehicle_id, device_id, name", ["timestamptz", "uuid", "text", "text"]
+        tables: tuple[tuple[str, str, list[str], Sequence[Sequence[object]]], ...] = (
             ("signals_numeric", "value", ["float8"], rows.numeric),
             ("signals_text", "value", ["text"], rows.text),
             ("signals_location", "latitude, longitude, hdop", ["float8", "float8", "float4"],
@@ -116,29 +115,21 @@ class TelemetryStore:
         )
         with self.conn.cursor() as cur:
             for table, value_columns, value_types, table_rows in tables:
-                if not table_rows:
-                    continue
-                statement = (
-                    f"COPY {table} (ts, vehicle_id, device_id, name, {value_columns})"
-                    " FROM STDIN (FORMAT BINARY)"
-                )
-                with cur.copy(statement.encode()) as copy:
-                    copy.set_types(["timestamptz", "uuid", "text", "text", *value_types])
-                    for row in table_rows:
-                        copy.write_row(row)
+                if table_rows:
+                    _copy_binary(cur, f"{table} ({key_columns}, {value_columns})",
+                                 [*key_types, *value_types], table_rows)
 
     def _upsert_latest(self, rows: ReadingRows) -> None:
         latest = rows.latest_rows()
         if not latest:
             return
         with self.conn.cursor() as cur:
-            with cur.copy(
-                "COPY incoming_latest (vehicle_id, name, ts, value, device_id)"
-                " FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["uuid", "text", "timestamptz", "jsonb", "text"])
-                for vehicle, name, ts, value, device in latest:
-                    copy.write_row((vehicle, name, ts, Jsonb(value), device))
+            _copy_binary(
+                cur, "incoming_latest (vehicle_id, name, ts, value, device_id)",
+                ["uuid", "text", "timestamptz", "jsonb", "text"],
+                [(vehicle, name, ts, Jsonb(value), device)
+                 for vehicle, name, ts, value, device in latest],
+            )
             cur.execute(
                 "INSERT INTO signals_latest AS l (vehicle_id, name, ts, value, device_id)"
                 " SELECT vehicle_id, name, ts, value, device_id FROM incoming_latest"
@@ -151,11 +142,21 @@ class TelemetryStore:
     def _quarantine(self, rejected: Sequence[Rejected]) -> None:
         if not rejected:
             return
-        with self.conn.cursor() as cur, cur.copy(
-            "COPY quarantine (topic, device_id, event_id, reason, detail, payload)"
-            " FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["text", "text", "text", "text", "text", "bytea"])
-            for r in rejected:
-                copy.write_row((r.topic, r.device_id, r.event_id, str(r.reason), r.detail,
-                                r.payload))
+        with self.conn.cursor() as cur:
+            _copy_binary(
+                cur, "quarantine (topic, device_id, event_id, reason, detail, payload)",
+                ["text", "text", "text", "text", "text", "bytea"],
+                [(r.topic, r.device_id, r.event_id, str(r.reason), r.detail, r.payload)
+                 for r in rejected],
+            )
+
+
+def _copy_binary(
+    cur: psycopg.Cursor[tuple[object, ...]], target: str, types: list[str],
+    rows: Sequence[Sequence[object]],
+) -> None:
+    """Binary COPY of ``rows`` into ``target`` ("table (columns)"); types are PostgreSQL names."""
+    with cur.copy(f"COPY {target} FROM STDIN (FORMAT BINARY)".encode()) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
