@@ -29,7 +29,7 @@ from ingest.registry import DeviceDirectory
 from ingest.settings import IngestSettings
 from ingest.store import BatchResult, TelemetryStore
 from protocol.catalog import load_catalog
-from protocol.topics import ALL_TELEMETRY, telemetry_topic
+from protocol.topics import ALL_TELEMETRY
 
 log = logging.getLogger("motus.ingest")
 
@@ -138,17 +138,20 @@ class IngestWorker:
     def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> IngestTotals:
         """Ingest until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
         store = TelemetryStore(self.settings.database_url)
-        with store.conn, psycopg.connect(self.settings.database_url) as lookup_conn:
-            directory = DeviceDirectory(lookup_conn)
-            last_message = time.monotonic()
-            while not stop.is_set():
-                batch = self._next_batch()
-                if not batch:
-                    if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
-                        break
-                    continue
+        try:
+            with psycopg.connect(self.settings.database_url) as lookup_conn:
+                directory = DeviceDirectory(lookup_conn)
                 last_message = time.monotonic()
-                self._handle(batch, store, directory)
+                while not stop.is_set():
+                    batch = self._next_batch()
+                    if not batch:
+                        if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
+                            break
+                        continue
+                    last_message = time.monotonic()
+                    self._handle(batch, store, directory)
+        finally:
+            store.close()  # the connection it holds now, also after a reconnect
         return self.totals
 
     def _next_batch(self) -> list[Delivery]:
@@ -232,8 +235,7 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
             raise
         except psycopg.Error as exc:
             refused.append(Rejected(
-                topic=telemetry_topic(event.event.source),
-                payload=event.event.model_dump_json().encode(),
+                topic=event.topic, payload=event.payload,
                 reason=STORAGE_ERROR, detail=str(exc).strip(),
                 device_id=event.event.source, event_id=event.event.id,
             ))

@@ -41,6 +41,8 @@ class DeviceRecord:
 class Accepted:
     event: TelemetryEvent
     vehicle_id: UUID
+    topic: str
+    payload: bytes  # as received, for the quarantine should the database refuse it
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -93,4 +95,4 @@ def process_message(
         return reject(error.reason, error.detail)
     if device.vehicle_id is None:
         return reject(DeviceReason.UNPAIRED_DEVICE, f"device {event.source!r} has no vehicle")
-    return Accepted(event, device.vehicle_id)
+    return Accepted(event, device.vehicle_id, topic, payload)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +29,6 @@ class ReadingRows:
     text: list[TextRow] = field(default_factory=list)
     location: list[LocationRow] = field(default_factory=list)
     latest: dict[tuple[UUID, str], tuple[datetime, SignalValue, str]] = field(default_factory=dict)
-    days: set[date] = field(default_factory=set)
 
     @property
     def count(self) -> int:
@@ -52,7 +51,6 @@ def reading_rows(events: Iterable[Accepted]) -> ReadingRows:
         vehicle = accepted.vehicle_id
         for reading in accepted.event.data.signals:
             ts, name, value = reading.timestamp, reading.name, reading.value
-            rows.days.add(ts.date())
             if isinstance(value, Location):
                 rows.location.append(
                     (ts, vehicle, device, name, value.latitude, value.longitude, value.hdop)

@@ -7,7 +7,7 @@ so an event is stored exactly once however often the broker delivers it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import psycopg
@@ -23,7 +23,6 @@ class BatchResult:
     duplicates: int
     readings_stored: int
     quarantined: int
-    stored_keys: frozenset[tuple[str, str, int]] = field(default_factory=frozenset)
 
 
 _INCOMING = """
@@ -73,7 +72,6 @@ class TelemetryStore:
             duplicates=len(accepted) - len(fresh),
             readings_stored=rows.count,
             quarantined=len(rejected),
-            stored_keys=frozenset(new_keys),
         )
 
     def _ensure_partitions(self, days: set[date]) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,9 +57,10 @@ def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def _wait_for(what: str, ready: object, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_for(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes],
+              log: Path) -> None:
     deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while not ready():  # type: ignore[operator]
+    while not ready():
         if process.poll() is not None or time.monotonic() > deadline:
             tail = log.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{what} did not start:\n{tail}")
@@ -138,7 +140,7 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
 
         started = datetime.now(UTC)
         publisher = Publisher(info.mqtt_host, info.mqtt_port)
-        published = readings = 0
+        published = 0
         drive_start = started - timedelta(seconds=seconds + 5)
         replay: tuple[str, bytes] | None = None
         for car in fleet:

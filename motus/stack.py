@@ -93,9 +93,8 @@ def _pid_alive(pid: int, expected_name: str) -> bool:
 class LocalStack:
     """Start, inspect and stop the stack living in ``root``."""
 
-    def __init__(self, root: Path, *, durable: bool = False) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.durable = durable
         self.account = _service_account()
 
     # paths
@@ -216,10 +215,11 @@ class LocalStack:
             "unix_socket_directories": f"'{self.pg_data.parent}'",
             "max_connections": "200",
             "timezone": "'UTC'",
+            # A throwaway cluster: crash safety against the OS is not worth the fsyncs.
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
         }
-        if not self.durable:
-            # A throwaway cluster: crash safety of the OS is not worth the fsyncs.
-            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         if preload_timescaledb:
             settings["shared_preload_libraries"] = "'timescaledb'"
             settings["timescaledb.telemetry_level"] = "off"

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -32,15 +33,15 @@ class SimCar:
     seq: int = 0
     vin: str = ""
 
-    @property
-    def device_id(self) -> str:
-        return device_id_for(self.public_key)
-
-    @property
+    @cached_property
     def public_key(self) -> bytes:
         return public_key_bytes(self.key)
 
-    @property
+    @cached_property
+    def device_id(self) -> str:
+        return device_id_for(self.public_key)
+
+    @cached_property
     def topic(self) -> str:
         return telemetry_topic(self.device_id)
 

@@ -106,3 +106,22 @@ def test_rejections_are_quarantined_whole(database_url):
         row = conn.execute("SELECT topic, device_id, reason, detail, payload FROM quarantine").fetchone()
     assert row == ("motus/v1/devices/abc/telemetry", "abc", "malformed_json",
                    "payload is not valid JSON", b"\x00\xffraw")
+
+
+def test_events_the_database_refuses_are_quarantined_raw_and_the_rest_stored(database_url):
+    from ingest.consumer import STORAGE_ERROR, _write_isolating
+
+    cars = make_fleet(2, seed=14, drive_seconds=3)
+    accepted = [a for a in _accepted(database_url, cars, 3) if isinstance(a, Accepted)]
+    with psycopg.connect(database_url) as conn:  # the device vanishes between lookup and write
+        conn.execute("DELETE FROM devices WHERE id = %s", (cars[1].device_id,))
+    store = TelemetryStore(database_url)
+    result = _write_isolating(store, accepted, [])
+    store.close()
+    assert (result.events_stored, result.quarantined) == (3, 3)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT reason, device_id, payload FROM quarantine").fetchall()
+    refused = [a for a in accepted if a.event.source == cars[1].device_id]
+    assert sorted(bytes(p) for _, _, p in rows) == sorted(a.payload for a in refused)
+    assert {(r, d) for r, d, _ in rows} == {(STORAGE_ERROR, cars[1].device_id)}
+    assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 3

@@ -98,7 +98,7 @@ def test_pid_decoding_agrees_with_its_documented_formula(spec, data):
 
 
 @pytest.mark.parametrize("spec", DECODED, ids=lambda s: s.name)
-def test_pid_extremes_fit_the_plausible_range_or_are_clipped_by_physics(spec):
+def test_the_lowest_decodable_pid_value_is_within_the_plausible_range(spec):
     lowest = spec.obd.decode(bytes(4))
     assert spec.in_range(lowest), f"{spec.name}: decoded minimum {lowest} outside the range"
 

@@ -70,4 +70,3 @@ def test_rows_split_by_type_and_keep_the_newest_value():
     assert rows.text == []
     newest = {name: ts for (_, name), (ts, _v, _d) in rows.latest.items()}
     assert set(newest.values()) == {start + timedelta(seconds=3)}
-    assert rows.days == {start.date()}
