@@ -19,12 +19,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from broker_config.client import make_client
 from ingest import metrics
-from ingest.pipeline import Accepted, Rejected, process_message
+from ingest.pipeline import Accepted, Rejected, StoreReason, process_message
 from ingest.registry import DeviceDirectory
 from ingest.settings import IngestSettings
 from ingest.store import BatchResult, TelemetryStore
@@ -47,6 +47,7 @@ class Delivery:
     payload: bytes
     mid: int
     qos: int
+    dup: bool
 
 
 @dataclass(slots=True)
@@ -78,16 +79,13 @@ class IngestWorker:
         self.totals = IngestTotals()
         self._inbox: queue.Queue[Delivery] = queue.Queue()
         self._subscribed = threading.Event()
+        self._refused: str | None = None
         self._catalog = load_catalog()
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.settings.ingest_client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        client = make_client(self.settings.mqtt_endpoint(), self.settings.ingest_client_id,
+                             manual_ack=True)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -98,18 +96,21 @@ class IngestWorker:
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if getattr(reason, "is_failure", False):
             log.error("broker refused the connection: %s", reason)
+            self._refused = str(reason)
+            self._subscribed.set()  # wakes connect(), which reports the refusal
             return
         topic = f"$share/{self.settings.ingest_group}/{ALL_TELEMETRY}"
         client.subscribe(topic, qos=1)
 
     def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, codes: Any, _p: Any) -> None:
-        if all(not getattr(code, "is_failure", False) for code in codes):
-            self._subscribed.set()
-        else:
+        if any(getattr(code, "is_failure", False) for code in codes):
             log.error("subscription refused: %s", codes)
+            self._refused = f"subscription refused: {codes}"
+        self._subscribed.set()
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos))
+        self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos,
+                                 bool(message.dup)))
 
     # lifecycle
     def connect(self, timeout_s: float = 30.0) -> None:
@@ -127,9 +128,13 @@ class IngestWorker:
                 f"{exc}"
             ) from exc
         self._client.loop_start()
-        if not self._subscribed.wait(timeout_s):
+        if not self._subscribed.wait(timeout_s) or self._refused:
+            self._client.disconnect()
             self._client.loop_stop()
-            raise IngestError("the broker did not confirm the subscription")
+            raise IngestError(
+                f"the broker refused {self.settings.mqtt_username!r}: {self._refused}"
+                if self._refused else "the broker did not confirm the subscription"
+            )
 
     def close(self) -> None:
         self._client.disconnect()
@@ -170,17 +175,20 @@ class IngestWorker:
     def _handle(self, batch: list[Delivery], store: TelemetryStore,
                 directory: DeviceDirectory) -> None:
         started = time.perf_counter()
+        directory.refresh_revocations()
         now = self.clock()
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
         for delivery in batch:
             outcome = process_message(
-                delivery.topic, delivery.payload, directory.lookup, self._catalog, now
+                delivery.topic, delivery.payload, directory.lookup, self._catalog, now,
+                redelivered=delivery.dup,
             )
             (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)  # type: ignore[arg-type]
         result = self._write_until_committed(store, accepted, rejected)
         for delivery in batch:
             self._client.ack(delivery.mid, delivery.qos)
+        rejected.extend(result.store_rejects)
         self.totals.add(result, rejected, len(batch))
         metrics.RECEIVED.inc(len(batch))
         metrics.STORED.inc(result.events_stored)
@@ -210,9 +218,6 @@ class IngestWorker:
                     continue
 
 
-STORAGE_ERROR = "storage_error"
-
-
 def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
                      rejected: list[Rejected]) -> BatchResult:
     """Write the batch; if the database refuses it, find and quarantine the events it refuses.
@@ -227,6 +232,7 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
     except psycopg.Error as batch_error:
         log.error("batch refused by the database (%s); writing event by event", batch_error)
     stored = duplicates = readings = 0
+    replays: list[Rejected] = []
     refused = list(rejected)
     for event in accepted:
         try:
@@ -236,12 +242,15 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
         except psycopg.Error as exc:
             refused.append(Rejected(
                 topic=event.topic, payload=event.payload,
-                reason=STORAGE_ERROR, detail=str(exc).strip(),
+                reason=StoreReason.STORAGE_ERROR, detail=str(exc).strip(),
                 device_id=event.event.source, event_id=event.event.id,
             ))
         else:
             stored += single.events_stored
             duplicates += single.duplicates
             readings += single.readings_stored
+            replays.extend(single.store_rejects)
     store.write([], refused)
-    return BatchResult(stored, duplicates, readings, quarantined=len(refused))
+    refused_here = refused[len(rejected):]
+    return BatchResult(stored, duplicates, readings, quarantined=len(refused) + len(replays),
+                       store_rejects=(*replays, *refused_here))

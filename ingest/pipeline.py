@@ -29,6 +29,16 @@ class DeviceReason(StrEnum):
     UNPAIRED_DEVICE = "unpaired_device"
 
 
+class StoreReason(StrEnum):
+    """Rejections that depend on what is already stored."""
+
+    #: The event id was stored before, and the broker did not mark this copy as a redelivery:
+    #: the device (or whoever holds its key and credentials) sent the same event again.
+    REPLAYED = "replayed"
+    #: The database refused the event itself (say, its device was deleted meanwhile).
+    STORAGE_ERROR = "storage_error"
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
     device_id: str
@@ -43,6 +53,8 @@ class Accepted:
     vehicle_id: UUID
     topic: str
     payload: bytes  # as received, for the quarantine should the database refuse it
+    #: The broker re-sent it to us (MQTT DUP flag): a copy of it may already be stored.
+    redelivered: bool = False
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -64,7 +76,8 @@ DeviceLookup = Callable[[str], DeviceRecord | None]
 
 
 def process_message(
-    topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime
+    topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime,
+    *, redelivered: bool = False,
 ) -> Accepted | Rejected:
     topic_device: str | None = None
     event: TelemetryEvent | None = None
@@ -95,4 +108,4 @@ def process_message(
         return reject(error.reason, error.detail)
     if device.vehicle_id is None:
         return reject(DeviceReason.UNPAIRED_DEVICE, f"device {event.source!r} has no vehicle")
-    return Accepted(event, device.vehicle_id, topic, payload)
+    return Accepted(event, device.vehicle_id, topic, payload, redelivered)

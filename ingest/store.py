@@ -13,16 +13,20 @@ from datetime import date
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest.pipeline import Accepted, Rejected
+from ingest.pipeline import Accepted, Rejected, StoreReason
 from ingest.rows import ReadingRows, reading_rows
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     events_stored: int
+    #: Copies of stored events that the broker marked as redeliveries: harmless, not kept.
     duplicates: int
     readings_stored: int
     quarantined: int
+    #: Quarantined because of what the database holds (replays, refused events), already
+    #: written to the quarantine with the batch; counted in ``quarantined``.
+    store_rejects: tuple[Rejected, ...] = ()
 
 
 _INCOMING = """
@@ -58,20 +62,27 @@ class TelemetryStore:
         self.conn.close()
 
     def write(self, accepted: Sequence[Accepted], rejected: Sequence[Rejected]) -> BatchResult:
-        unique = list({a.key: a for a in reversed(accepted)}.values())[::-1]
-        self._ensure_partitions({r.timestamp.date() for a in unique for r in a.event.data.signals})
+        unique: dict[tuple[str, str, int], Accepted] = {}
+        copies: list[Accepted] = []  # second and later copies within this batch
+        for a in accepted:
+            (copies.append(a) if a.key in unique else unique.__setitem__(a.key, a))
+        self._ensure_partitions(
+            {r.timestamp.date() for a in unique.values() for r in a.event.data.signals})
         with self.conn.transaction():
-            new_keys = self._claim_event_ids(unique)
-            fresh = [a for a in unique if a.key in new_keys]
+            new_keys = self._claim_event_ids(list(unique.values()))
+            fresh = [a for a in unique.values() if a.key in new_keys]
+            stored_before = [a for a in unique.values() if a.key not in new_keys] + copies
+            replays = tuple(_replayed(a) for a in stored_before if not a.redelivered)
             rows = reading_rows(fresh)
             self._copy_readings(rows)
             self._upsert_latest(rows)
-            self._quarantine(rejected)
+            self._quarantine([*rejected, *replays])
         return BatchResult(
             events_stored=len(fresh),
-            duplicates=len(accepted) - len(fresh),
+            duplicates=len(stored_before) - len(replays),
             readings_stored=rows.count,
-            quarantined=len(rejected),
+            quarantined=len(rejected) + len(replays),
+            store_rejects=replays,
         )
 
     def _ensure_partitions(self, days: set[date]) -> None:
@@ -147,6 +158,12 @@ class TelemetryStore:
                 [(r.topic, r.device_id, r.event_id, str(r.reason), r.detail, r.payload)
                  for r in rejected],
             )
+
+
+def _replayed(copy: Accepted) -> Rejected:
+    return Rejected(copy.topic, copy.payload, StoreReason.REPLAYED,
+                    f"event {copy.event.id} of {copy.event.source} was already stored",
+                    copy.event.source, copy.event.id)
 
 
 def _copy_binary(

@@ -45,3 +45,16 @@ def find_mosquitto() -> Path:
     if not found:
         raise MissingBinary("mosquitto not found; run scripts/setup.sh or install 'mosquitto'")
     return Path(found)
+
+
+def find_dynsec_plugin() -> Path:
+    """Mosquitto's dynamic security plugin (shipped in Debian's 'mosquitto' package)."""
+    patterns = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so",
+                "/usr/local/lib/mosquitto_dynamic_security.so", "/usr/lib/mosquitto/*.so")
+    for pattern in patterns:
+        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
+            if path.name == "mosquitto_dynamic_security.so":
+                return path
+    raise MissingBinary(
+        "mosquitto_dynamic_security.so not found; run scripts/setup.sh or install 'mosquitto' 2.x"
+    )

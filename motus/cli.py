@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from api.cli import app as api_app
+from broker_config.cli import app as broker_app
 from ingest.cli import app as ingest_app
 from migrations.cli import app as db_app
 from motus.demo import demo
+from motus.device_cli import app as device_app
 from motus.stack_cli import app as stack_app
 from protocol.cli import signals
 
@@ -19,6 +21,8 @@ app = typer.Typer(
 app.command()(signals)
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
+app.add_typer(broker_app, name="broker")
+app.add_typer(device_app, name="device")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(api_app, name="api")
 app.command()(demo)

@@ -1,9 +1,11 @@
 """`motus demo`: the whole first path on real servers, and a report of what happened.
 
-Local stack -> migrations -> simulated cars registered -> `motus ingest run` and
-`motus api serve` as separate processes -> cars publish signed events over MQTT (plus a replay
-and a corpus of hostile messages) -> wait until all are committed or quarantined -> read the
-latest values back through the HTTP API.
+Local stack -> migrations -> simulated cars provisioned (registry row and broker identity, as
+`motus device register` does) -> `motus ingest run` and `motus api serve` as separate
+processes -> the broker shown refusing intruders -> cars publish signed events over MQTT/TLS
+(plus a replay and a corpus of hostile messages) -> wait until all are committed or
+quarantined -> read the latest values back through the HTTP API -> one device revoked and
+shown cut off.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -28,27 +32,64 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ingest.registry import enroll_vehicle
+from broker_config.admin import BrokerAdmin
 from migrations.runner import MigrationError, upgrade
 from motus.binaries import StackError
+from motus.provisioning import provision_device, revoke
 from motus.stack import LocalStack, StackInfo, free_port
-from simulators.fleet import Publisher, SimCar, drive_events, make_fleet
+from protocol.endpoint import MqttEndpoint
+from simulators.fleet import BrokerRefused, Publisher, SimCar, connect_device, drive_events, make_fleet
 from simulators.hostile import hostile_messages
 
 console = Console()
 WAIT_TIMEOUT_S = 120.0
 
 
-def _register(conninfo: str, cars: list[SimCar], tag: str) -> list[UUID]:
+def _register(info: StackInfo, cars: list[SimCar], tag: str) -> list[UUID]:
     vehicles = []
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(info.database_url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
         for i, car in enumerate(cars):
-            vehicles.append(enroll_vehicle(
-                conn, email=f"driver{i}.{tag}@demo.motus.example", device_id=car.device_id,
-                public_key=car.public_key, vin=car.vin, make="Simulated", model="Sedan",
-                year=2020,
-            ))
+            device = provision_device(conn, admin, email=f"driver{i}.{tag}@demo.motus.example",
+                                      public_key=car.public_key, vin=car.vin)
+            car.mqtt_password = device.credential.password
+            assert device.vehicle_id is not None
+            vehicles.append(device.vehicle_id)
     return vehicles
+
+
+def _refused(attempt: Callable[[], object]) -> str:
+    """'' if the broker allowed ``attempt``, else what it said."""
+    try:
+        attempt()
+    except BrokerRefused as exc:
+        return exc.reason
+    return ""
+
+
+def _intruders(info: StackInfo, car: SimCar, other: SimCar) -> list[tuple[str, str]]:
+    """What the broker says to those who must not get in or must not write somewhere."""
+    def connect(endpoint: MqttEndpoint, client_id: str) -> Callable[[], object]:
+        return lambda: connect_device(endpoint, client_id).disconnect()
+
+    def publish_on_others_topic() -> None:
+        sneaky = Publisher(lambda c: info.device_endpoint(c.device_id, c.mqtt_password))
+        try:
+            sneaky.publish(car, other.topic, b"{}")
+        finally:
+            sneaky.close()
+
+    anonymous = MqttEndpoint(host=info.mqtt_host, port=info.mqtt_tls_port, tls=True,
+                             ca_file=info.ca_file)
+    wrong = info.device_endpoint(car.device_id, "not-the-password")
+    return [
+        ("anonymous client", _refused(connect(anonymous, "anonymous-demo"))),
+        ("wrong password", _refused(connect(wrong, car.device_id))),
+        ("device using another's client id",
+         _refused(connect(info.device_endpoint(car.device_id, car.mqtt_password, tls=False),
+                          other.device_id))),
+        ("publish on another device's topic", _refused(publish_on_others_topic)),
+    ]
+
 
 
 def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -92,7 +133,7 @@ def _outcome(conninfo: str, device_ids: list[str], since: datetime) -> tuple[int
 
 
 def demo(
-    cars: int = typer.Option(5, min=1, max=500, help="Simulated cars."),
+    cars: int = typer.Option(5, min=2, max=500, help="Simulated cars."),
     seconds: int = typer.Option(300, min=10, max=86400, help="Seconds of driving per car."),
     directory: Path = typer.Option(Path(".motus"), "--dir", help="Where the local stack lives."),
     keep_running: bool = typer.Option(False, help="Leave the stack running afterwards."),
@@ -119,8 +160,9 @@ def demo(
 def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
     tag = secrets.token_hex(4)
     fleet = make_fleet(car_count, seed=int(tag, 16), drive_seconds=seconds)
-    vehicles = _register(info.database_url, fleet, tag)
-    console.print(f"registered {car_count} drivers, vehicles and devices (run {tag})")
+    vehicles = _register(info, fleet, tag)
+    console.print(f"provisioned {car_count} devices (registry, vehicles and broker identities; "
+                  f"run {tag})")
 
     api_port, metrics_port = free_port(), free_port()
     env = {**os.environ, **info.env(), "MOTUS_INGEST_CLIENT_ID": "motus-demo-ingest",
@@ -137,44 +179,78 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
                   ingest_log.read_text(errors="replace")[log_start:], ingest, ingest_log)
         _wait_for("API", lambda: _api_up(base), api, api_log)
         console.print(f"ingest running; API on {base} (OpenAPI at {base}/docs)")
+        intruders = _intruders(info, fleet[0], fleet[1])
 
         started = datetime.now(UTC)
-        publisher = Publisher(info.mqtt_host, info.mqtt_port)
+        publisher = Publisher(lambda car: info.device_endpoint(car.device_id, car.mqtt_password))
         published = 0
         drive_start = started - timedelta(seconds=seconds + 5)
         replay: tuple[str, bytes] | None = None
         for car in fleet:
             for topic, payload in drive_events(car, drive_start, seconds):
-                publisher.publish(car.device_id, topic, payload)
+                publisher.publish(car, topic, payload)
                 published += 1
                 replay = replay or (topic, payload)
         readings = published * len(fleet[0].vehicle.readings(started))
         assert replay is not None
-        publisher.publish(fleet[0].device_id, *replay)  # the same event again: a duplicate
-        hostile = hostile_messages(fleet[0], fleet[-1] if car_count > 1 else fleet[0], started)
+        publisher.flush()
+        publisher.publish(fleet[0], *replay)  # the same event again, after it was stored
+        hostile = hostile_messages(fleet[0], fleet[1], started)
         for message in hostile:
-            publisher.publish(fleet[0].device_id, message.topic, message.payload)
+            publisher.publish(message.sender, message.topic, message.payload)
         publisher.close()
-        console.print(f"published {published} signed events ({readings} readings) from "
-                      f"{car_count} cars, 1 replayed event and {len(hostile)} hostile messages")
+        console.print(f"published over MQTT/TLS {published} signed events ({readings} readings) "
+                      f"from {car_count} cars, 1 replayed event and {len(hostile)} hostile messages")
 
         device_ids = [car.device_id for car in fleet]
-        expected_rejects = Counter(m.reason for m in hostile)
+        expected_rejects = Counter(m.reason for m in hostile) + Counter({"replayed": 1})
         deadline = time.monotonic() + WAIT_TIMEOUT_S
         with console.status("waiting for ingest to commit everything"):
             while True:
                 stored, rejected = _outcome(info.database_url, device_ids, started)
-                duplicates = _ingest_counter(metrics_port, "motus_ingest_duplicate_events_total")
-                done = (stored >= published and sum(rejected.values()) >= len(hostile)
-                        and duplicates >= 1)
+                done = stored >= published and rejected.total() >= expected_rejects.total()
                 if done or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
         latency = (datetime.now(UTC) - started).total_seconds()
+        duplicates = _ingest_counter(metrics_port, "motus_ingest_duplicate_events_total")
         latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest")
+        revocation = _revoke_live(info, fleet[-1])
     _report(published, stored, duplicates, rejected, expected_rejects, latency, latest, fleet[0])
-    if stored != published or rejected != expected_rejects or duplicates != 1:
+    _report_access(intruders, revocation)
+    refused_all = all(said for _, said in [*intruders, *revocation])
+    if stored != published or rejected != expected_rejects or duplicates != 0 or not refused_all:
         raise typer.Exit(1)
+
+
+def _revoke_live(info: StackInfo, car: SimCar) -> list[tuple[str, str]]:
+    """Revoke a connected device the way `motus device revoke` does; report what it saw."""
+    client = connect_device(info.device_endpoint(car.device_id, car.mqtt_password), car.device_id)
+    cut_off = threading.Event()
+    reasons: list[str] = []
+
+    def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        reasons.append(str(reason))
+        cut_off.set()
+
+    client.on_disconnect = on_disconnect
+    with psycopg.connect(info.database_url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
+        revoke(conn, admin, car.device_id)
+    cut_off.wait(10)
+    client.loop_stop()
+    again = _refused(lambda: connect_device(
+        info.device_endpoint(car.device_id, car.mqtt_password), car.device_id).disconnect())
+    return [("revoked while connected: cut off", reasons[0] if reasons else ""),
+            ("revoked: connects again", again)]
+
+
+def _report_access(intruders: list[tuple[str, str]], revocation: list[tuple[str, str]]) -> None:
+    table = Table(title="the broker's answer to who must not get in")
+    table.add_column("attempt")
+    table.add_column("broker said")
+    for attempt, said in [*intruders, *revocation]:
+        table.add_row(attempt, said or "[red]ALLOWED[/red]")
+    console.print(table)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -203,7 +279,7 @@ def _report(published: int, stored: int, duplicates: float, rejected: Counter[st
     table.add_column("events", justify="right")
     table.add_row("published by the cars", str(published))
     table.add_row("ingested (stored once)", str(stored))
-    table.add_row("replayed, dropped as duplicate", f"{duplicates:g}")
+    table.add_row("redelivered by the broker, dropped", f"{duplicates:g}")
     table.add_row("rejected into quarantine", str(sum(rejected.values())))
     for reason, count in sorted(rejected.items()):
         mark = "" if expected.get(reason) == count else f" (expected {expected.get(reason, 0)})"

@@ -1,9 +1,11 @@
 """A throwaway local stack: real Mosquitto and a real PostgreSQL cluster on free ports.
 
 Used by `motus stack ...`, the demo and the test fixtures alike. Everything lives under one
-directory (``.motus/`` by default): the cluster, the broker's config, data and logs, and
-``stack.json`` with the ports. PostgreSQL refuses to run as root, so under root both servers run
-as an unprivileged service account (``postgres`` when it exists, else ``nobody``).
+directory (``.motus/`` by default): the cluster, the broker's config, identities, development
+certificates, data and logs, and ``stack.json`` (mode 0600) with the ports and the service
+passwords. The broker runs the same configuration as production (broker_config/), every
+listener on loopback. PostgreSQL refuses to run as root, so under root both servers run as an
+unprivileged service account (``postgres`` when it exists, else ``nobody``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 import psycopg
 
-import broker_config
-from motus.binaries import StackError, find_mosquitto, find_pg_bindir
+from broker_config import BrokerLayout, dynsec, render_mosquitto_conf
+from broker_config.tls import ensure_dev_pki
+from motus.binaries import StackError, find_dynsec_plugin, find_mosquitto, find_pg_bindir
+from protocol.endpoint import MqttEndpoint
 
 DATABASE = "motus"
 SUPERUSER = "motus"
@@ -32,13 +36,21 @@ STATE_FILE = "stack.json"
 START_TIMEOUT_S = 30.0
 
 
+MQTT_HOST = "127.0.0.1"
+
+
 @dataclass(frozen=True, slots=True)
 class StackInfo:
     dir: str
     pg_port: int
+    #: The services' listener (plain MQTT); devices use the TLS or WebSocket one.
     mqtt_port: int
+    mqtt_tls_port: int
+    mqtt_ws_port: int
     mosquitto_pid: int
     timescaledb: bool
+    admin_password: str
+    ingest_password: str
 
     @property
     def database_url(self) -> str:
@@ -49,7 +61,32 @@ class StackInfo:
 
     @property
     def mqtt_host(self) -> str:
-        return "127.0.0.1"
+        return MQTT_HOST
+
+    @property
+    def ca_file(self) -> Path:
+        """The development CA that signed the broker's certificate."""
+        return Path(self.dir) / "tls" / "ca.crt"
+
+    @property
+    def admin_endpoint(self) -> MqttEndpoint:
+        return MqttEndpoint(host=MQTT_HOST, port=self.mqtt_port,
+                            username=dynsec.ADMIN_USERNAME, password=self.admin_password)
+
+    @property
+    def ingest_endpoint(self) -> MqttEndpoint:
+        return MqttEndpoint(host=MQTT_HOST, port=self.mqtt_port,
+                            username=dynsec.INGEST_USERNAME, password=self.ingest_password)
+
+    def device_endpoint(self, username: str, password: str, *, tls: bool = True,
+                        websockets: bool = False) -> MqttEndpoint:
+        """Where a device connects: TLS by default, or the WebSocket listener, or (``tls=False``)
+        the loopback service listener, which the simulators use to skip TLS overhead."""
+        port = self.mqtt_ws_port if websockets else self.mqtt_tls_port if tls else self.mqtt_port
+        secure = tls or websockets
+        return MqttEndpoint(host=MQTT_HOST, port=port, username=username, password=password,
+                            transport="websockets" if websockets else "tcp", tls=secure,
+                            ca_file=self.ca_file if secure else None)
 
     def env(self) -> dict[str, str]:
         """The settings every Motus service reads (MOTUS_ prefix), pointing at this stack."""
@@ -57,6 +94,14 @@ class StackInfo:
             "MOTUS_DATABASE_URL": self.database_url,
             "MOTUS_MQTT_HOST": self.mqtt_host,
             "MOTUS_MQTT_PORT": str(self.mqtt_port),
+            "MOTUS_MQTT_USERNAME": dynsec.INGEST_USERNAME,
+            "MOTUS_MQTT_PASSWORD": self.ingest_password,
+            "MOTUS_BROKER_ADMIN_USERNAME": dynsec.ADMIN_USERNAME,
+            "MOTUS_BROKER_ADMIN_PASSWORD": self.admin_password,
+            "MOTUS_DEVICE_MQTT_HOST": self.mqtt_host,
+            "MOTUS_DEVICE_MQTT_PORT": str(self.mqtt_tls_port),
+            "MOTUS_DEVICE_MQTT_TLS": "true",
+            "MOTUS_DEVICE_MQTT_CA_FILE": str(self.ca_file),
         }
 
 
@@ -127,6 +172,7 @@ class LocalStack:
         info = self.read_state()
         mosquitto = info is not None and (
             _pid_alive(info.mosquitto_pid, "mosquitto") and _port_open(info.mqtt_port)
+            and _port_open(info.mqtt_tls_port) and _port_open(info.mqtt_ws_port)
         )
         return {"postgres": self._pg_running(), "mosquitto": mosquitto}
 
@@ -145,13 +191,19 @@ class LocalStack:
             pg_port = free_port()
             self._start_postgres(pg_port)
         timescaledb = self._ensure_database(pg_port)
+        admin, ingest = self._service_credentials()
         if previous and running["mosquitto"]:
-            mqtt_port, mosquitto_pid = previous.mqtt_port, previous.mosquitto_pid
+            ports = (previous.mqtt_port, previous.mqtt_tls_port, previous.mqtt_ws_port)
+            mosquitto_pid = previous.mosquitto_pid
         else:
-            mqtt_port = free_port()
-            mosquitto_pid = self._start_mosquitto(mqtt_port)
-        info = StackInfo(str(self.root), pg_port, mqtt_port, mosquitto_pid, timescaledb)
-        self.state_path.write_text(json.dumps(asdict(info), indent=2) + "\n")
+            ports = (free_port(), free_port(), free_port())
+            mosquitto_pid = self._start_mosquitto(*ports)
+        info = StackInfo(str(self.root), pg_port, *ports, mosquitto_pid=mosquitto_pid,
+                         timescaledb=timescaledb, admin_password=admin.password,
+                         ingest_password=ingest.password)
+        fd = os.open(self.state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(info), indent=2) + "\n")
         return info
 
     def down(self) -> None:
@@ -248,14 +300,38 @@ class LocalStack:
         return bool(available)
 
     # Mosquitto
-    def _start_mosquitto(self, port: int) -> int:
+    def _service_credentials(self) -> tuple[dynsec.Credential, dynsec.Credential]:
+        """The admin and ingest identities, made once with the broker's identity file and kept
+        (0600) so restarts and `motus stack env` can hand them out."""
+        path = self.mqtt_dir / "service-credentials.json"
+        dynsec_file = self.mqtt_dir / "dynamic-security.json"
+        if not path.exists() or not dynsec_file.exists():
+            self._make_dir(self.mqtt_dir)
+            admin = dynsec.Credential.generate(dynsec.ADMIN_USERNAME)
+            ingest = dynsec.Credential.generate(dynsec.INGEST_USERNAME)
+            dynsec_file.write_text(json.dumps(dynsec.initial_config(admin, ingest), indent=2))
+            dynsec_file.chmod(0o600)
+            self._chown(dynsec_file)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump({"admin": admin.password, "ingest": ingest.password}, out)
+        stored = json.loads(path.read_text())
+        return (dynsec.Credential(dynsec.ADMIN_USERNAME, stored["admin"]),
+                dynsec.Credential(dynsec.INGEST_USERNAME, stored["ingest"]))
+
+    def _start_mosquitto(self, port: int, tls_port: int, ws_port: int) -> int:
         self._make_dir(self.mqtt_dir / "data")
+        tls = ensure_dev_pki(self.root / "tls", ["localhost", MQTT_HOST])
+        self._chown(tls.key_file)
         conf = self.mqtt_dir / "mosquitto.conf"
         log_file = self.mqtt_dir / "mosquitto.log"
-        conf.write_text(broker_config.render(
-            "mosquitto.local.conf.tmpl",
-            port=port, data_dir=self.mqtt_dir / "data", log_file=log_file,
-        ))
+        conf.write_text(render_mosquitto_conf(BrokerLayout(
+            dynsec_plugin=find_dynsec_plugin(), dynsec_file=self.mqtt_dir / "dynamic-security.json",
+            data_dir=self.mqtt_dir / "data", log_file=log_file,
+            cert_file=tls.cert_file, key_file=tls.key_file,
+            service_bind=MQTT_HOST, service_port=port, tls_bind=MQTT_HOST, tls_port=tls_port,
+            ws_bind=MQTT_HOST, ws_port=ws_port,
+        )))
         for path in (conf, log_file):
             path.touch()
             self._chown(path)
@@ -266,7 +342,7 @@ class LocalStack:
                 start_new_session=True, **self._as_account(),
             )
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _port_open(port):
+        while not all(_port_open(p) for p in (port, tls_port, ws_port)):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 raise StackError("mosquitto did not start" + self._log_tail(log_file))

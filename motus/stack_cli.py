@@ -34,7 +34,8 @@ def up(
     except (StackError, MigrationError) as exc:
         raise _fail(exc) from exc
     console.print(f"PostgreSQL  127.0.0.1:{info.pg_port}  (TimescaleDB: {info.timescaledb})")
-    console.print(f"Mosquitto   127.0.0.1:{info.mqtt_port}")
+    console.print(f"Mosquitto   127.0.0.1:{info.mqtt_port} (services), :{info.mqtt_tls_port} "
+                  f"(devices, TLS), :{info.mqtt_ws_port} (secure WebSocket); CA {info.ca_file}")
     if applied:
         console.print(f"migrations applied: {', '.join(m.name for m in applied)}")
     console.print(f"eval \"$(motus stack env --dir {shlex.quote(str(directory))})\" to use it")

@@ -1,7 +1,9 @@
 """MQTT topic names (docs/protocol.md, "Topics").
 
 ``motus/v1/devices/{device_id}/telemetry`` carries events (QoS 1);
-``motus/v1/devices/{device_id}/status`` is the retained online/offline status set by the LWT.
+``motus/v1/devices/{device_id}/status`` is the retained online/offline status set by the LWT;
+``motus/v1/devices/{device_id}/commands`` is reserved for messages from the network to the device
+(only that device may subscribe to it; no command is defined in v1).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 class Channel(StrEnum):
     TELEMETRY = "telemetry"
     STATUS = "status"
+    COMMANDS = "commands"
 
 
 def is_device_id(value: str) -> bool:

@@ -4,7 +4,8 @@ publishing signed events on its own topic over its own MQTT connection."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -13,8 +14,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.enums import CallbackAPIVersion
 
+from broker_config.client import make_client
+from protocol.endpoint import MqttEndpoint
 from protocol.envelope import Location, build_event
 from protocol.signing import device_id_for, private_key_from_seed, public_key_bytes, sign_event
 from protocol.topics import telemetry_topic
@@ -32,6 +34,8 @@ class SimCar:
     boot_id: str
     seq: int = 0
     vin: str = ""
+    #: The broker password it was given at registration.
+    mqtt_password: str = ""
 
     @cached_property
     def public_key(self) -> bytes:
@@ -87,29 +91,62 @@ def drive_events(car: SimCar, start: datetime, seconds: int) -> Iterator[tuple[s
         yield car.topic, encode(sign_event(event, car.topic, car.key))
 
 
+class BrokerRefused(Exception):
+    """The broker refused a simulated device's connection or one of its messages."""
+
+    def __init__(self, context: str, reason: str) -> None:
+        super().__init__(f"{context}: {reason}")
+        self.reason = reason
+
+
+def connect_device(endpoint: MqttEndpoint, client_id: str, timeout_s: float = 10.0) -> mqtt.Client:
+    """A connected MQTT v5 client; raises BrokerRefused if the CONNACK is a refusal."""
+    client = make_client(endpoint, client_id)
+    answered = threading.Event()
+    outcome: list[str] = []
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        outcome.append("" if not getattr(reason, "is_failure", False) else str(reason))
+        answered.set()
+
+    client.on_connect = on_connect
+    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(100)
+    client.connect(endpoint.host, endpoint.port, keepalive=30)
+    client.loop_start()
+    if not answered.wait(timeout_s) or outcome[0]:
+        client.loop_stop()
+        client.disconnect()
+        raise BrokerRefused(f"{client_id} at {endpoint.describe()}",
+                            outcome[0] if outcome else "no answer")
+    client.on_connect = None
+    return client
+
+
 @dataclass
 class Publisher:
-    """One MQTT v5 connection per device, QoS 1; ``flush`` waits for every PUBACK."""
+    """One MQTT v5 connection per car with its own credentials, QoS 1; ``flush`` waits for
+    every PUBACK and raises if the broker refused a message (MQTT 5 reason code >= 0x80)."""
 
-    host: str
-    port: int
+    endpoint_for: Callable[[SimCar], MqttEndpoint]
     _clients: dict[str, mqtt.Client] = field(default_factory=dict)
     _pending: list[mqtt.MQTTMessageInfo] = field(default_factory=list)
+    _refused: list[str] = field(default_factory=list)
 
-    def _client(self, device_id: str) -> mqtt.Client:
-        client = self._clients.get(device_id)
+    def _client(self, car: SimCar) -> mqtt.Client:
+        client = self._clients.get(car.device_id)
         if client is None:
-            client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                                 client_id=device_id, protocol=mqtt.MQTTv5)
-            client.max_queued_messages_set(0)
-            client.max_inflight_messages_set(100)
-            client.connect(self.host, self.port, keepalive=30)
-            client.loop_start()
-            self._clients[device_id] = client
+            client = connect_device(self.endpoint_for(car), car.device_id)
+            client.on_publish = self._on_publish
+            self._clients[car.device_id] = client
         return client
 
-    def publish(self, device_id: str, topic: str, payload: bytes) -> None:
-        self._pending.append(self._client(device_id).publish(topic, payload, qos=1))
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            self._refused.append(str(reason))
+
+    def publish(self, car: SimCar, topic: str, payload: bytes) -> None:
+        self._pending.append(self._client(car).publish(topic, payload, qos=1))
 
     def flush(self, timeout_s: float = 60.0) -> None:
         for info in self._pending:
@@ -117,6 +154,10 @@ class Publisher:
             if not info.is_published():
                 raise TimeoutError(f"message {info.mid} was not acknowledged by the broker")
         self._pending.clear()
+        if self._refused:
+            refused, self._refused = self._refused, []
+            raise BrokerRefused(f"the broker refused {len(refused)} messages",
+                                ", ".join(sorted(set(refused))))
 
     def close(self) -> None:
         self.flush()

@@ -1,7 +1,9 @@
 """Malformed and hostile messages, each with the reason ingest must quarantine it for.
 
-Used by the demo and the tests. ``car`` is a registered, paired device; ``stranger`` is a key
-the network has never seen.
+Used by the demo and the tests. ``car`` and ``other`` are registered, paired devices. Each
+message names its ``sender``, whose own broker identity publishes it on its own topic: the broker
+lets nobody publish on another device's topic, so these are what a buggy or dishonest device
+can still send, and what ingest must catch.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from simulators.fleet import SimCar, encode
 @dataclass(frozen=True, slots=True)
 class HostileMessage:
     label: str
-    topic: str
+    sender: SimCar
     payload: bytes
     reason: str
+
+    @property
+    def topic(self) -> str:
+        return self.sender.topic
 
 
 def _signed(car: SimCar, at: datetime, readings: list[dict[str, object]],
@@ -48,14 +54,15 @@ def hostile_messages(car: SimCar, other: SimCar, now: datetime) -> list[HostileM
     stranger_id = device_id_for(public_key_bytes(stranger))
     stranger_event = build_event(device_id=stranger_id, boot_id="x", seq=0, time=at,
                                  signals=[SignalReading(name="speed", timestamp=at, value=5)])
+    stranger_signed = sign_event(stranger_event, telemetry_topic(stranger_id), stranger)
     future = now + timedelta(hours=1)
     future_stamp = future.strftime("%Y-%m-%dT%H:%M:%SZ")
     unsigned = dict(good)
     del unsigned["signature"]
     too_many = [{"name": "speed", "timestamp": stamp, "value": 1}] * (MAX_SIGNALS_PER_EVENT + 1)
 
-    def msg(label: str, payload: bytes, reason: str, topic: str | None = None) -> HostileMessage:
-        return HostileMessage(label, topic or car.topic, payload, reason)
+    def msg(label: str, payload: bytes, reason: str, sender: SimCar | None = None) -> HostileMessage:
+        return HostileMessage(label, sender or car, payload, reason)
 
     return [
         msg("not JSON", b"{speed: 50", "malformed_json"),
@@ -77,10 +84,8 @@ def hostile_messages(car: SimCar, other: SimCar, now: datetime) -> list[HostileM
                         signals=[SignalReading(name="speed", timestamp=at, value=5)]),
             car.topic, other.key)), "bad_signature"),
         msg("no signature", encode(unsigned), "missing_signature"),
-        msg("moved to another device's topic", encode(good), "topic_mismatch", other.topic),
-        msg("unknown device", encode(sign_event(stranger_event, telemetry_topic(stranger_id),
-                                                stranger)),
-            "unknown_device", telemetry_topic(stranger_id)),
+        msg("re-published by another device", encode(good), "topic_mismatch", other),
+        msg("a stranger's signed event", encode(stranger_signed), "topic_mismatch"),
         msg("unknown signal", encode(_signed(
             car, at, [{"name": "warpDriveFlux", "timestamp": stamp, "value": 1}])),
             "unknown_signal"),

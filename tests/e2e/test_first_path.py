@@ -12,8 +12,8 @@ import pytest
 
 from motus.stack import free_port
 from protocol.catalog import load_catalog
-from simulators.fleet import Publisher, drive_events, make_fleet
-from tests.fixtures.helpers import register, scalar, wait_until
+from simulators.fleet import drive_events, make_fleet
+from tests.fixtures.helpers import publisher, register, scalar, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,8 +34,7 @@ def reachable(url):
 @pytest.fixture
 def services(local_stack, ingest_settings, tmp_path):
     api_port = free_port()
-    env = {**os.environ, "MOTUS_DATABASE_URL": ingest_settings.database_url,
-           "MOTUS_MQTT_HOST": local_stack.mqtt_host, "MOTUS_MQTT_PORT": str(local_stack.mqtt_port),
+    env = {**os.environ, **local_stack.env(), "MOTUS_DATABASE_URL": ingest_settings.database_url,
            "MOTUS_INGEST_GROUP": ingest_settings.ingest_group,
            "MOTUS_INGEST_CLIENT_ID": ingest_settings.ingest_client_id,
            "MOTUS_API_PORT": str(api_port)}
@@ -65,15 +64,15 @@ def test_signed_readings_arrive_at_the_api_with_values_units_and_timestamps(
     base, processes, logdir = services
     database_url = ingest_settings.database_url
     cars = make_fleet(3, seed=41, drive_seconds=120)
-    vehicles = register(database_url, cars)
+    vehicles = register(database_url, cars, local_stack)
     start = datetime.now(UTC) - timedelta(seconds=121)
-    publisher = Publisher(local_stack.mqtt_host, local_stack.mqtt_port)
+    cars_publisher = publisher(local_stack, tls=True)  # as real devices: MQTT over TLS
     last_payloads = {}
     for car in cars:
         for topic, payload in drive_events(car, start, 120):
-            publisher.publish(car.device_id, topic, payload)
+            cars_publisher.publish(car, topic, payload)
             last_payloads[car.device_id] = payload
-    publisher.close()
+    cars_publisher.close()
     wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 360, 60,
                "all events committed")
 
@@ -107,9 +106,13 @@ def test_demo_runs_the_whole_path_and_reports_it(stack_dir):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "published 60 signed events (600 readings) from 2 cars" in out
-    assert "ingested (stored once)         │     60" in out
-    assert "replayed, dropped as duplicate │      1" in out
-    assert "rejected into quarantine       │     23" in out
+    assert "published over MQTT/TLS 60 signed events (600 readings) from 2 cars" in out
+    assert "ingested (stored once)             │     60" in out
+    assert "redelivered by the broker, dropped │      0" in out
+    assert "rejected into quarantine           │     24" in out
+    assert "  replayed                         │      1" in out
     assert "(expected" not in out
+    assert "ALLOWED" not in out
+    assert "│ revoked while connected: cut off  │ Administrative action │" in out
+    assert out.count("Not authorized") == 5
     assert "powertrainTransmissionTravelledDistance" in out

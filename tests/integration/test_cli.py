@@ -21,7 +21,7 @@ def test_help_lists_only_the_commands_that_exist():
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     commands = set(re.findall(r"│ (\w+)\s{2,}", result.output))
-    assert commands == {"signals", "stack", "db", "ingest", "api", "demo"}
+    assert commands == {"signals", "stack", "db", "broker", "device", "ingest", "api", "demo"}
 
 
 def test_signals_json_has_the_catalog():
@@ -50,7 +50,12 @@ def test_stack_lifecycle_through_the_cli(stack_dir):
         assert motus("stack", "status", "--dir", directory).returncode == 0
         exports = motus("stack", "env", "--dir", directory).stdout
         env = dict(re.findall(r"export (MOTUS_\w+)=(\S+)", exports))
-        assert set(env) == {"MOTUS_DATABASE_URL", "MOTUS_MQTT_HOST", "MOTUS_MQTT_PORT"}
+        assert set(env) == {
+            "MOTUS_DATABASE_URL", "MOTUS_MQTT_HOST", "MOTUS_MQTT_PORT", "MOTUS_MQTT_USERNAME",
+            "MOTUS_MQTT_PASSWORD", "MOTUS_BROKER_ADMIN_USERNAME", "MOTUS_BROKER_ADMIN_PASSWORD",
+            "MOTUS_DEVICE_MQTT_HOST", "MOTUS_DEVICE_MQTT_PORT", "MOTUS_DEVICE_MQTT_TLS",
+            "MOTUS_DEVICE_MQTT_CA_FILE"}
+        assert oct((stack_dir / "stack.json").stat().st_mode & 0o777) == "0o600"
         again = motus("db", "upgrade", env=env)
         assert again.returncode == 0 and "up to date" in again.stdout
         assert "applied" in motus("db", "status", env=env).stdout

@@ -1,9 +1,10 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from ingest.pipeline import Accepted, Rejected, process_message
+from ingest.pipeline import Accepted, Rejected, StoreReason, process_message
 from ingest.registry import DeviceDirectory
 from ingest.store import TelemetryStore
 from migrations import runner
@@ -55,16 +56,23 @@ def _accepted(database_url, cars, seconds):
         ]
 
 
-def test_batch_written_twice_is_stored_once(database_url):
+def test_batch_redelivered_is_stored_once_and_a_replay_is_quarantined(database_url):
     cars = make_fleet(2, seed=11, drive_seconds=20)
     accepted = _accepted(database_url, cars, 20)
     assert all(isinstance(a, Accepted) for a in accepted)
+    redelivered = [replace(a, redelivered=True) for a in accepted]
     store = TelemetryStore(database_url)
     first = store.write(accepted, [])
-    again = store.write(accepted + accepted[:5], [])
+    again = store.write(redelivered + redelivered[:5], [])
+    replayed = store.write(accepted[:3], [])
     store.close()
     assert (first.events_stored, first.duplicates, first.readings_stored) == (40, 0, 400)
     assert (again.events_stored, again.duplicates, again.readings_stored) == (0, 45, 0)
+    assert again.quarantined == 0
+    assert (replayed.events_stored, replayed.duplicates, replayed.quarantined) == (0, 0, 3)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT reason, event_id, payload FROM quarantine ORDER BY id").fetchall()
+    assert rows == [(StoreReason.REPLAYED, a.event.id, a.payload) for a in accepted[:3]]
     assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 40
     assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 40 * 9
     assert scalar(database_url, "SELECT count(*) FROM signals_location") == 40
@@ -74,13 +82,15 @@ def test_batch_written_twice_is_stored_once(database_url):
     assert scalar(database_url, "SELECT min(ts) FROM signals_latest") == newest
 
 
-def test_duplicates_inside_one_batch_are_stored_once(database_url):
+def test_copies_inside_one_batch_are_stored_once(database_url):
     cars = make_fleet(1, seed=12, drive_seconds=5)
     accepted = _accepted(database_url, cars, 5)
     store = TelemetryStore(database_url)
-    result = store.write(accepted + accepted, [])
+    result = store.write(accepted + [replace(a, redelivered=True) for a in accepted[:3]]
+                         + accepted[3:], [])
     store.close()
-    assert (result.events_stored, result.duplicates) == (5, 5)
+    assert (result.events_stored, result.duplicates, result.quarantined) == (5, 3, 2)
+    assert {r.event_id for r in result.store_rejects} == {a.event.id for a in accepted[3:]}
     assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 5 * 9
 
 
@@ -109,7 +119,7 @@ def test_rejections_are_quarantined_whole(database_url):
 
 
 def test_events_the_database_refuses_are_quarantined_raw_and_the_rest_stored(database_url):
-    from ingest.consumer import STORAGE_ERROR, _write_isolating
+    from ingest.consumer import _write_isolating
 
     cars = make_fleet(2, seed=14, drive_seconds=3)
     accepted = [a for a in _accepted(database_url, cars, 3) if isinstance(a, Accepted)]
@@ -123,5 +133,5 @@ def test_events_the_database_refuses_are_quarantined_raw_and_the_rest_stored(dat
         rows = conn.execute("SELECT reason, device_id, payload FROM quarantine").fetchall()
     refused = [a for a in accepted if a.event.source == cars[1].device_id]
     assert sorted(bytes(p) for _, _, p in rows) == sorted(a.payload for a in refused)
-    assert {(r, d) for r, d, _ in rows} == {(STORAGE_ERROR, cars[1].device_id)}
+    assert {(r, d) for r, d, _ in rows} == {(StoreReason.STORAGE_ERROR, cars[1].device_id)}
     assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 3

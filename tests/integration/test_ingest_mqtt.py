@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from simulators.fleet import Publisher, drive_events, make_fleet
+from simulators.fleet import drive_events, make_fleet
 from simulators.hostile import hostile_messages
-from tests.fixtures.helpers import register, scalar, wait_until
+from tests.fixtures.helpers import publisher, register, scalar, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -15,29 +15,30 @@ def test_hostile_messages_are_quarantined_while_good_traffic_lands(
     local_stack, database_url, running_ingest
 ):
     cars = make_fleet(3, seed=21, drive_seconds=40)
-    register(database_url, cars)
+    register(database_url, cars, local_stack)
     now = datetime.now(UTC)
     hostile = hostile_messages(cars[0], cars[1], now)
-    publisher = Publisher(local_stack.mqtt_host, local_stack.mqtt_port)
+    cars_publisher = publisher(local_stack)
     drives = [list(drive_events(car, now - timedelta(seconds=41), 40)) for car in cars]
     # interleave: hostile messages in the middle of the honest streams
     for i in range(40):
         for car, drive in zip(cars, drives, strict=True):
-            publisher.publish(car.device_id, *drive[i])
+            cars_publisher.publish(car, *drive[i])
         if i < len(hostile):
-            publisher.publish(cars[0].device_id, hostile[i].topic, hostile[i].payload)
-    publisher.publish(cars[2].device_id, *drives[2][0])  # a replay
-    publisher.close()
+            cars_publisher.publish(hostile[i].sender, hostile[i].topic, hostile[i].payload)
+    cars_publisher.flush()
+    cars_publisher.publish(cars[2], *drives[2][0])  # a replay of a stored event
+    cars_publisher.close()
 
     wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 120
-               and scalar(database_url, "SELECT count(*) FROM quarantine") == len(hostile)
-               and running_ingest.worker.totals.duplicates == 1, what="ingest to finish")
+               and scalar(database_url, "SELECT count(*) FROM quarantine") == len(hostile) + 1,
+               what="ingest to finish")
     with psycopg.connect(database_url) as conn:
         reasons: Counter[str] = Counter(dict(conn.execute(
             "SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall()))
         payloads = {bytes(r[0]) for r in conn.execute("SELECT payload FROM quarantine")}
-    assert reasons == Counter(m.reason for m in hostile)
-    assert payloads == {m.payload for m in hostile}
+    assert reasons == Counter(m.reason for m in hostile) + Counter({"replayed": 1})
+    assert payloads == {m.payload for m in hostile} | {drives[2][0][1]}
     assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 120 * 9
     totals = running_ingest.worker.totals
     assert totals.received == 120 + len(hostile) + 1

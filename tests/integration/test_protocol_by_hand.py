@@ -1,15 +1,19 @@
 """Follow docs/protocol.md's shell recipe literally: openssl + mosquitto_pub, no Motus code."""
 
 import base64
+import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
+from uuid import UUID
 
 import psycopg
 import pytest
 
-from ingest.registry import enroll_vehicle
+from ingest.registry import add_vehicle
+from protocol.signing import device_id_for
 from tests.fixtures.helpers import scalar, wait_until
 
 pytestmark = pytest.mark.integration
@@ -34,14 +38,25 @@ def test_an_event_made_by_hand_from_the_docs_is_ingested(
 
     public_key = base64.b64decode(sh(recipe("keygen")).strip())
     assert len(public_key) == 32
+    env = {**local_stack.env(), "MOTUS_DATABASE_URL": database_url,
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # registration without --vehicle, then the owner pairs a vehicle (as the API will do)
+    sh(recipe("register") + "\n" + recipe("publish"), **env)
+    device = json.loads((tmp_path / "device.json").read_text())
+    assert device["device_id"] == device_id_for(public_key)
+    assert oct((tmp_path / "device" / "agent.toml").stat().st_mode & 0o777) == "0o600"
+    wait_until(lambda: scalar(database_url, "SELECT count(*) FROM quarantine") == 1,
+               what="the unpaired device's event to be quarantined")
+    assert scalar(database_url, "SELECT reason FROM quarantine") == "unpaired_device"
     with psycopg.connect(database_url) as conn:
-        vehicle = enroll_vehicle(conn, email="maker@test.example", device_id="handmade-001",
-                                 public_key=public_key)
-    sh(recipe("publish"), DEVICE_ID="handmade-001", MQTT_HOST=local_stack.mqtt_host,
-       MQTT_PORT=str(local_stack.mqtt_port))
+        owner = scalar(database_url, "SELECT owner_id FROM devices")
+        vehicle = add_vehicle(conn, UUID(str(owner)), vin="1M8GDM9AXKP042788")
+        conn.execute("UPDATE devices SET vehicle_id = %s", (vehicle,))
+    sh(recipe("publish"), **env, DEVICE_ID=device["device_id"],
+       MQTT_PASSWORD=device["mqtt_password"])
     wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 1,
                what="the hand-made event to be stored")
-    assert scalar(database_url, "SELECT count(*) FROM quarantine") == 0
+    assert scalar(database_url, "SELECT count(*) FROM quarantine") == 1
     assert scalar(database_url,
                   "SELECT value FROM signals_numeric WHERE vehicle_id = %s AND name = 'speed'",
                   (vehicle,)) == 42.0

@@ -24,7 +24,7 @@ def test_hostile_corpus_is_large_and_covers_every_message_level_reason():
     assert len(HOSTILE) >= 23
     assert {m.reason for m in HOSTILE} >= {
         "malformed_json", "too_large", "invalid_envelope", "too_many_signals", "bad_signature",
-        "missing_signature", "topic_mismatch", "unknown_device", "unknown_signal",
+        "missing_signature", "topic_mismatch", "unknown_signal",
         "out_of_range", "wrong_value_type", "timestamp_out_of_bounds"}
 
 
@@ -42,6 +42,21 @@ def test_honest_drive_is_accepted_with_its_vehicle():
     outcomes = [run(t, p) for t, p in drive_events(CAR, start, 30)]
     assert all(isinstance(o, Accepted) and o.vehicle_id == VEHICLE for o in outcomes)
     assert [o.event.seq for o in outcomes if isinstance(o, Accepted)] == list(range(30))
+
+
+def test_unregistered_device_is_unknown():
+    topic, payload = next(drive_events(OTHER, NOW - timedelta(minutes=1), 1))
+    outcome = run(topic, payload, {})
+    assert isinstance(outcome, Rejected) and outcome.reason == "unknown_device"
+    assert outcome.device_id == OTHER.device_id
+
+
+def test_redelivery_flag_is_carried_to_the_store():
+    topic, payload = next(drive_events(CAR, NOW - timedelta(minutes=1), 1))
+    fresh = run(topic, payload)
+    again = process_message(topic, payload, DEVICES.get, load_catalog(), NOW, redelivered=True)
+    assert isinstance(fresh, Accepted) and isinstance(again, Accepted)
+    assert (fresh.redelivered, again.redelivered) == (False, True)
 
 
 def test_status_channel_is_not_telemetry():
