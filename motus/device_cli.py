@@ -60,7 +60,7 @@ class ProvisioningSettings(BaseSettings):
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
 
 

@@ -1,0 +1,235 @@
+"""Broker identity on a real Mosquitto: who may connect, publish and subscribe, and revocation.
+
+Every client here is a real paho MQTT v5 client; devices are provisioned the way
+`motus device register` does it (registry row + dynamic-security identity).
+"""
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from broker_config.client import make_client
+from ingest.registry import DeviceDirectory
+from protocol.agent_config import load_agent_config
+from protocol.endpoint import MqttEndpoint
+from protocol.envelope import SignalReading, build_event
+from protocol.signing import device_id_for, public_key_bytes, sign_event
+from protocol.topics import Channel, device_topic
+from simulators.fleet import BrokerRefused, connect_device, drive_events, encode, make_fleet
+from tests.fixtures.helpers import publisher, register, scalar, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+class Listener:
+    """A connected client that records what it receives and how its subscriptions went."""
+
+    def __init__(self, endpoint: MqttEndpoint, client_id: str, filters: list[str]):
+        self.messages: list[tuple[str, bytes]] = []
+        self.granted: list[str] = []
+        self.disconnects: list[str] = []
+        self.subscribed = threading.Event()
+        self.client = connect_device(endpoint, client_id)
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = lambda _c, _u, _f, r, _p: self.disconnects.append(str(r))
+        self.client.subscribe([(f, 1) for f in filters])
+        assert self.subscribed.wait(10)
+
+    def _on_subscribe(self, _c, _u, _mid, codes, _p):
+        self.granted = [str(c) for c in codes]
+        self.subscribed.set()
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _watch_all_telemetry(stack) -> Listener:
+    """The ingest identity's view: every device's telemetry, through a shared subscription."""
+    return Listener(stack.ingest_endpoint, f"watch-{os.getpid()}-{threading.get_ident()}",
+                    ["$share/watch/motus/v1/devices/+/telemetry"])
+
+
+@pytest.fixture
+def two_devices(local_stack, database_url):
+    cars = make_fleet(2, seed=61, drive_seconds=5)
+    register(database_url, cars, local_stack)
+    return cars
+
+
+def test_anonymous_and_wrong_password_are_refused(local_stack, two_devices):
+    car = two_devices[0]
+    anonymous = MqttEndpoint(host=local_stack.mqtt_host, port=local_stack.mqtt_port)
+    with pytest.raises(BrokerRefused) as refused:
+        connect_device(anonymous, "nobody-at-all")
+    assert refused.value.reason == "Not authorized"
+    wrong = local_stack.device_endpoint(car.device_id, car.mqtt_password + "x")
+    with pytest.raises(BrokerRefused) as refused:
+        connect_device(wrong, car.device_id)
+    assert refused.value.reason == "Not authorized"
+    connect_device(local_stack.device_endpoint(car.device_id, car.mqtt_password),
+                   car.device_id).disconnect()
+
+
+def test_a_device_cannot_publish_on_another_devices_topic(local_stack, two_devices):
+    a, b = two_devices
+    watcher = _watch_all_telemetry(local_stack)
+    cars = publisher(local_stack)
+    try:
+        cars.publish(a, b.topic, b"posing as b")
+        with pytest.raises(BrokerRefused) as refused:
+            cars.flush()
+        assert refused.value.reason == "Not authorized"
+        cars.publish(a, device_topic(b.device_id, Channel.STATUS), b"offline")
+        cars.publish(a, a.topic, b"marker")  # its own topic: allowed, and ordered after
+        with pytest.raises(BrokerRefused):
+            cars.flush()
+        wait_until(lambda: watcher.messages, 10, "a's own message")
+        assert watcher.messages == [(a.topic, b"marker")]
+    finally:
+        cars.close()
+        watcher.close()
+
+
+def test_a_device_cannot_subscribe_to_another_devices_topics(local_stack, two_devices):
+    a, b = two_devices
+    spy = Listener(local_stack.device_endpoint(a.device_id, a.mqtt_password), a.device_id,
+                   [b.topic, device_topic(b.device_id, Channel.COMMANDS), "motus/#", "#",
+                    device_topic(a.device_id, Channel.COMMANDS)])
+    watcher = _watch_all_telemetry(local_stack)
+    cars = publisher(local_stack)
+    try:
+        assert spy.granted == ["Not authorized"] * 4 + ["Granted QoS 1"]
+        cars.publish(b, *next(drive_events(b, datetime.now(UTC) - timedelta(seconds=2), 1)))
+        cars.flush()
+        wait_until(lambda: watcher.messages, 10, "b's event to reach the ingest identity")
+        assert spy.messages == []
+    finally:
+        cars.close()
+        spy.close()
+        watcher.close()
+
+
+def test_a_device_cannot_take_over_another_devices_client_id(local_stack, two_devices):
+    a, b = two_devices
+    victim = Listener(local_stack.device_endpoint(b.device_id, b.mqtt_password), b.device_id,
+                      [device_topic(b.device_id, Channel.COMMANDS)])
+    try:
+        # services' listener: the identity is bound to its own client id
+        with pytest.raises(BrokerRefused) as refused:
+            connect_device(local_stack.device_endpoint(a.device_id, a.mqtt_password, tls=False),
+                           b.device_id)
+        assert refused.value.reason == "Not authorized"
+        # devices' TLS listener: the client id is replaced by the username, a's own
+        connect_device(local_stack.device_endpoint(a.device_id, a.mqtt_password),
+                       b.device_id).disconnect()
+        assert victim.client.is_connected() and victim.disconnects == []
+    finally:
+        victim.close()
+
+
+def test_tls_needs_our_ca_and_websocket_clients_get_in(local_stack, two_devices, running_ingest,
+                                                       database_url):
+    car = two_devices[0]
+    trusted = local_stack.device_endpoint(car.device_id, car.mqtt_password)
+    untrusted = trusted.model_copy(update={"ca_file": None})  # the system's trust store
+    with pytest.raises(ssl.SSLCertVerificationError):
+        make_client(untrusted, car.device_id).connect(untrusted.host, untrusted.port)
+    websocket = local_stack.device_endpoint(car.device_id, car.mqtt_password, websockets=True)
+    assert websocket.describe().startswith("wss://")
+    cars = publisher(local_stack)
+    cars.endpoint_for = lambda c: websocket
+    cars.publish(car, *next(drive_events(car, datetime.now(UTC) - timedelta(seconds=2), 1)))
+    cars.close()
+    wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 1, 20,
+               "the event sent over a secure WebSocket to be stored")
+
+
+def _motus(*args, env):
+    return subprocess.run([sys.executable, "-m", "motus", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env})
+
+
+def test_register_list_and_revoke_through_the_cli(local_stack, database_url, running_ingest,
+                                                  tmp_path):
+    env = {**local_stack.env(), "MOTUS_DATABASE_URL": database_url}
+    out = tmp_path / "device"
+    result = _motus("device", "register", "--owner", "dana@test.example", "--vehicle",
+                    "1M8GDM9AXKP042788", "--out", str(out), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    device = json.loads(result.stdout)
+    assert {"device_id", "mqtt_username", "mqtt_password", "agent_config"} <= set(device)
+    assert device["mqtt_username"] == device["device_id"]
+
+    # the agent config is complete: key, broker over TLS with our CA, credentials
+    config = load_agent_config(out / "agent.toml")
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    key = load_pem_private_key(config.device.private_key_file.read_bytes(), None)
+    assert device_id_for(public_key_bytes(key)) == config.device.id == device["device_id"]
+    assert config.broker.tls and config.broker.port == local_stack.mqtt_tls_port
+    now = datetime.now(UTC)
+    topic = device_topic(config.device.id)
+    event = build_event(device_id=config.device.id, boot_id="cli", seq=0, time=now,
+                        signals=[SignalReading(name="speed", timestamp=now, value=33)])
+    live = Listener(config.broker, config.device.id,
+                    [device_topic(config.device.id, Channel.COMMANDS)])
+    info = live.client.publish(topic, encode(sign_event(event, topic, key)), qos=1)
+    info.wait_for_publish(10)
+    wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 1, 20,
+               "the registered device's event to be stored")
+
+    listed = json.loads(_motus("device", "list", "--json", env=env).stdout)
+    assert [(d["device_id"], d["owner"], d["vin"], d["revoked_at"]) for d in listed] == [
+        (device["device_id"], "dana@test.example", "1M8GDM9AXKP042788", None)]
+
+    revoked = _motus("device", "revoke", device["device_id"], env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    wait_until(lambda: live.disconnects, 10, "the broker to cut the device off")
+    assert live.disconnects[0] == "Administrative action"
+    live.close()
+    with pytest.raises(BrokerRefused) as refused:
+        connect_device(config.broker, config.device.id)
+    assert refused.value.reason == "Not authorized"
+    assert json.loads(_motus("device", "list", "--json", env=env).stdout)[0]["revoked_at"]
+    unknown = _motus("device", "revoke", "no-such-device", env=env)
+    assert unknown.returncode == 1 and "no device 'no-such-device'" in unknown.stderr
+
+
+def test_register_refuses_a_key_twice_and_a_bad_vin_without_leaving_anything(
+    local_stack, database_url, tmp_path
+):
+    env = {**local_stack.env(), "MOTUS_DATABASE_URL": database_url}
+    key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    bad_vin = _motus("device", "register", "--owner", "a@test.example", "--vehicle", "IOQ",
+                     "--public-key", key, "--out", str(tmp_path), "--json", env=env)
+    assert bad_vin.returncode == 1 and "refused by the registry" in bad_vin.stderr
+    assert scalar(database_url, "SELECT count(*) FROM drivers") == 0
+    first = _motus("device", "register", "--owner", "a@test.example", "--public-key", key,
+                   "--out", str(tmp_path), "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["private_key_file"] is None
+    second = _motus("device", "register", "--owner", "b@test.example", "--public-key", key,
+                    "--json", env=env)
+    assert second.returncode == 1 and "already registered" in second.stderr
+    assert scalar(database_url, "SELECT count(*) FROM devices") == 1
+
+
+def test_ingest_applies_a_revocation_from_its_next_batch(local_stack, database_url):
+    cars = make_fleet(1, seed=62, drive_seconds=1)
+    register(database_url, cars)
+    with psycopg.connect(database_url) as conn:
+        directory = DeviceDirectory(conn, ttl_s=3600)
+        directory.refresh_revocations()
+        assert not directory.lookup(cars[0].device_id).revoked  # now cached for an hour
+        with psycopg.connect(database_url) as other:
+            other.execute("UPDATE devices SET revoked_at = now()")
+        directory.refresh_revocations()
+        assert directory.lookup(cars[0].device_id).revoked
