@@ -78,6 +78,14 @@ def verify_document(document: dict[str, Any], topic: str, public_key: bytes) -> 
         ) from None
 
 
+def private_key_from_pem(pem: bytes) -> Ed25519PrivateKey:
+    """A device key as provisioning writes it (PKCS#8 PEM, unencrypted); ValueError otherwise."""
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"expected an Ed25519 private key, got {type(key).__name__}")
+    return key
+
+
 def private_key_from_seed(seed: bytes) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 

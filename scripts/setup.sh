@@ -24,7 +24,11 @@ if [ -z "$PYTHON" ]; then
 elif ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=("$(basename "$PYTHON")-venv")
 fi
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || packages+=(mosquitto)
+# Mosquitto 2.x with its dynamic security plugin (both in Debian's 'mosquitto' package).
+if ! { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } \
+    || ! compgen -G "/usr/lib/*/mosquitto_dynamic_security.so" >/dev/null; then
+    packages+=(mosquitto)
+fi
 command -v mosquitto_pub >/dev/null 2>&1 || packages+=(mosquitto-clients)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then

@@ -4,6 +4,7 @@ Every client here is a real paho MQTT v5 client; devices are provisioned the way
 `motus device register` does it (registry row + dynamic-security identity).
 """
 
+import hashlib
 import json
 import os
 import ssl
@@ -20,7 +21,7 @@ from ingest.registry import DeviceDirectory
 from protocol.agent_config import load_agent_config
 from protocol.endpoint import MqttEndpoint
 from protocol.envelope import SignalReading, build_event
-from protocol.signing import device_id_for, public_key_bytes, sign_event
+from protocol.signing import device_id_for, private_key_from_pem, public_key_bytes, sign_event
 from protocol.topics import Channel, device_topic
 from simulators.fleet import BrokerRefused, connect_device, drive_events, encode, make_fleet
 from tests.fixtures.helpers import publisher, register, scalar, wait_until
@@ -32,7 +33,7 @@ class Listener:
     """A connected client that records what it receives and how its subscriptions went."""
 
     def __init__(self, endpoint: MqttEndpoint, client_id: str, filters: list[str]):
-        self.messages: list[tuple[str, bytes]] = []
+        self.messages: list[tuple[str, bytes | bytearray]] = []
         self.granted: list[str] = []
         self.disconnects: list[str] = []
         self.subscribed = threading.Event()
@@ -92,7 +93,7 @@ def test_a_device_cannot_publish_on_another_devices_topic(local_stack, two_devic
         cars.publish(a, a.topic, b"marker")  # its own topic: allowed, and ordered after
         with pytest.raises(BrokerRefused):
             cars.flush()
-        wait_until(lambda: watcher.messages, 10, "a's own message")
+        wait_until(lambda: bool(watcher.messages), 10, "a's own message")
         assert watcher.messages == [(a.topic, b"marker")]
     finally:
         cars.close()
@@ -110,7 +111,7 @@ def test_a_device_cannot_subscribe_to_another_devices_topics(local_stack, two_de
         assert spy.granted == ["Not authorized"] * 4 + ["Granted QoS 1"]
         cars.publish(b, *next(drive_events(b, datetime.now(UTC) - timedelta(seconds=2), 1)))
         cars.flush()
-        wait_until(lambda: watcher.messages, 10, "b's event to reach the ingest identity")
+        wait_until(lambda: bool(watcher.messages), 10, "b's event to reach the ingest identity")
         assert spy.messages == []
     finally:
         cars.close()
@@ -171,8 +172,7 @@ def test_register_list_and_revoke_through_the_cli(local_stack, database_url, run
 
     # the agent config is complete: key, broker over TLS with our CA, credentials
     config = load_agent_config(out / "agent.toml")
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-    key = load_pem_private_key(config.device.private_key_file.read_bytes(), None)
+    key = private_key_from_pem(config.device.private_key_file.read_bytes())
     assert device_id_for(public_key_bytes(key)) == config.device.id == device["device_id"]
     assert config.broker.tls and config.broker.port == local_stack.mqtt_tls_port
     now = datetime.now(UTC)
@@ -186,19 +186,28 @@ def test_register_list_and_revoke_through_the_cli(local_stack, database_url, run
     wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 1, 20,
                "the registered device's event to be stored")
 
+    # the database's copy of the broker password, as another broker (EMQX) would check it
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT password_hash, salt FROM mqtt_credentials WHERE username = %s",
+                           (device["device_id"],)).fetchone()
+    assert row is not None
+    assert hashlib.pbkdf2_hmac("sha512", device["mqtt_password"].encode(), row[1].encode(),
+                               10_000).hex() == row[0]
+
     listed = json.loads(_motus("device", "list", "--json", env=env).stdout)
     assert [(d["device_id"], d["owner"], d["vin"], d["revoked_at"]) for d in listed] == [
         (device["device_id"], "dana@test.example", "1M8GDM9AXKP042788", None)]
 
     revoked = _motus("device", "revoke", device["device_id"], env=env)
     assert revoked.returncode == 0, revoked.stderr
-    wait_until(lambda: live.disconnects, 10, "the broker to cut the device off")
+    wait_until(lambda: bool(live.disconnects), 10, "the broker to cut the device off")
     assert live.disconnects[0] == "Administrative action"
     live.close()
     with pytest.raises(BrokerRefused) as refused:
         connect_device(config.broker, config.device.id)
     assert refused.value.reason == "Not authorized"
     assert json.loads(_motus("device", "list", "--json", env=env).stdout)[0]["revoked_at"]
+    assert scalar(database_url, "SELECT count(*) FROM mqtt_credentials") == 0
     unknown = _motus("device", "revoke", "no-such-device", env=env)
     assert unknown.returncode == 1 and "no device 'no-such-device'" in unknown.stderr
 
@@ -228,8 +237,10 @@ def test_ingest_applies_a_revocation_from_its_next_batch(local_stack, database_u
     with psycopg.connect(database_url) as conn:
         directory = DeviceDirectory(conn, ttl_s=3600)
         directory.refresh_revocations()
-        assert not directory.lookup(cars[0].device_id).revoked  # now cached for an hour
+        record = directory.lookup(cars[0].device_id)
+        assert record is not None and not record.revoked  # now cached for an hour
         with psycopg.connect(database_url) as other:
             other.execute("UPDATE devices SET revoked_at = now()")
         directory.refresh_revocations()
-        assert directory.lookup(cars[0].device_id).revoked
+        record = directory.lookup(cars[0].device_id)
+        assert record is not None and record.revoked
