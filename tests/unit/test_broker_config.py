@@ -107,5 +107,5 @@ def test_agent_config_round_trips_with_paths_relative_to_the_file(tmp_path: Path
     assert loaded.broker.ca_file == tmp_path / "ca.crt"
     assert loaded.broker.password == "pw" and loaded.broker.describe() == "mqtts://mqtt.example:8883"
     path.write_text(dump_agent_config(config).replace(f'id = "{DEVICE}"', 'id = "a/b"'))
-    with pytest.raises(AgentConfigError, match="device.id"):
+    with pytest.raises(AgentConfigError, match=r"device\.id"):
         load_agent_config(path)
