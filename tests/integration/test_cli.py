@@ -71,3 +71,22 @@ def test_db_upgrade_without_a_server_fails_clearly():
     result = motus("db", "upgrade", env={"MOTUS_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
     assert result.returncode == 1
     assert "error:" in result.stderr
+
+
+def test_broker_init_writes_identities_once_and_config_uses_the_given_ports(tmp_path):
+    path = tmp_path / "dynamic-security.json"
+    first = runner.invoke(app, ["broker", "init", str(path)])
+    assert first.exit_code == 0, first.output
+    exports = dict(re.findall(r"export (MOTUS_\w+)=(\S+)", first.output))
+    assert exports["MOTUS_MQTT_USERNAME"] == "motus-ingest"
+    identities = json.loads(path.read_text())
+    assert [c["username"] for c in identities["clients"]] == ["motus-admin", "motus-ingest"]
+    assert exports["MOTUS_MQTT_PASSWORD"] not in path.read_text()  # only its hash is stored
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    again = runner.invoke(app, ["broker", "init", str(path)])
+    assert again.exit_code == 1 and json.loads(path.read_text()) == identities
+    conf = runner.invoke(app, ["broker", "config", "--tls-port", "9883", "--ws-port", "9884",
+                               "--dynsec-file", str(path)])
+    assert conf.exit_code == 0
+    assert "listener 9883 0.0.0.0" in conf.output and "listener 9884 0.0.0.0" in conf.output
+    assert f"plugin_opt_config_file {path}" in conf.output
