@@ -73,10 +73,8 @@ def _intruders(info: StackInfo, car: SimCar, other: SimCar) -> list[tuple[str, s
 
     def publish_on_others_topic() -> None:
         sneaky = Publisher(lambda c: info.device_endpoint(c.device_id, c.mqtt_password))
-        try:
-            sneaky.publish(car, other.topic, b"{}")
-        finally:
-            sneaky.close()
+        sneaky.publish(car, other.topic, b"{}")
+        sneaky.close()
 
     anonymous = MqttEndpoint(host=info.mqtt_host, port=info.mqtt_tls_port, tls=True,
                              ca_file=info.ca_file)

@@ -160,8 +160,12 @@ class Publisher:
                                 ", ".join(sorted(set(refused))))
 
     def close(self) -> None:
-        self.flush()
-        for client in self._clients.values():
-            client.disconnect()
-            client.loop_stop()
-        self._clients.clear()
+        """Flush, then disconnect every client, also when the flush raised: a client left
+        running would reconnect and take its session back from the next one of that device."""
+        try:
+            self.flush()
+        finally:
+            for client in self._clients.values():
+                client.disconnect()
+                client.loop_stop()
+            self._clients.clear()
