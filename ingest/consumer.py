@@ -7,6 +7,7 @@ makes the broker redeliver it to the persistent session; the dedup makes the red
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -143,20 +144,20 @@ class IngestWorker:
     def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> IngestTotals:
         """Ingest until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
         store = TelemetryStore(self.settings.database_url)
+        directory = DeviceDirectory(psycopg.connect(self.settings.database_url))
         try:
-            with psycopg.connect(self.settings.database_url) as lookup_conn:
-                directory = DeviceDirectory(lookup_conn)
+            last_message = time.monotonic()
+            while not stop.is_set():
+                batch = self._next_batch()
+                if not batch:
+                    if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
+                        break
+                    continue
                 last_message = time.monotonic()
-                while not stop.is_set():
-                    batch = self._next_batch()
-                    if not batch:
-                        if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
-                            break
-                        continue
-                    last_message = time.monotonic()
-                    self._handle(batch, store, directory)
+                self._handle(batch, store, directory)
         finally:
-            store.close()  # the connection it holds now, also after a reconnect
+            store.close()  # the connections they hold now, also after a reconnect
+            directory.conn.close()
         return self.totals
 
     def _next_batch(self) -> list[Delivery]:
@@ -175,16 +176,7 @@ class IngestWorker:
     def _handle(self, batch: list[Delivery], store: TelemetryStore,
                 directory: DeviceDirectory) -> None:
         started = time.perf_counter()
-        directory.refresh_revocations()
-        now = self.clock()
-        accepted: list[Accepted] = []
-        rejected: list[Rejected] = []
-        for delivery in batch:
-            outcome = process_message(
-                delivery.topic, delivery.payload, directory.lookup, self._catalog, now,
-                redelivered=delivery.dup,
-            )
-            (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)  # type: ignore[arg-type]
+        accepted, rejected = self._verify_until_possible(batch, directory)
         result = self._write_until_committed(store, accepted, rejected)
         for delivery in batch:
             self._client.ack(delivery.mid, delivery.qos)
@@ -200,6 +192,35 @@ class IngestWorker:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         for reject in rejected:
             log.warning("quarantined %s from %s: %s", reject.reason, reject.device_id, reject.detail)
+
+    def _verify(self, batch: list[Delivery],
+                directory: DeviceDirectory) -> tuple[list[Accepted], list[Rejected]]:
+        directory.refresh_revocations()
+        now = self.clock()
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
+        for delivery in batch:
+            outcome = process_message(
+                delivery.topic, delivery.payload, directory.lookup, self._catalog, now,
+                redelivered=delivery.dup,
+            )
+            (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)  # type: ignore[arg-type]
+        return accepted, rejected
+
+    def _verify_until_possible(self, batch: list[Delivery],
+                               directory: DeviceDirectory) -> tuple[list[Accepted], list[Rejected]]:
+        """Device lookups need the database too: wait for it rather than crash or guess."""
+        delay = 0.5
+        while True:
+            try:
+                return self._verify(batch, directory)
+            except psycopg.OperationalError as exc:
+                log.warning("device registry unavailable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                with contextlib.suppress(psycopg.OperationalError):
+                    directory.conn.close()
+                    directory.conn = psycopg.connect(self.settings.database_url)
 
     def _write_until_committed(self, store: TelemetryStore, accepted: list[Accepted],
                                rejected: list[Rejected]) -> BatchResult:

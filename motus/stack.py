@@ -305,7 +305,10 @@ class LocalStack:
         (0600) so restarts and `motus stack env` can hand them out."""
         path = self.mqtt_dir / "service-credentials.json"
         dynsec_file = self.mqtt_dir / "dynamic-security.json"
-        if not path.exists() or not dynsec_file.exists():
+        if dynsec_file.exists() and not path.exists():
+            raise StackError(f"{path} is missing while {dynsec_file} exists; restore it, or "
+                             "delete both to start with new identities (devices are lost)")
+        if not dynsec_file.exists():
             self._make_dir(self.mqtt_dir)
             admin = dynsec.Credential.generate(dynsec.ADMIN_USERNAME)
             ingest = dynsec.Credential.generate(dynsec.INGEST_USERNAME)
