@@ -87,8 +87,12 @@ def register(
 ) -> None:
     """Register a device: registry row, broker identity with its own topics, agent config."""
     settings = ProvisioningSettings()
-    private_key = None if public_key else Ed25519PrivateKey.generate()
-    raw_key = _parse_public_key(public_key) if public_key else public_key_bytes(private_key)  # type: ignore[arg-type]
+    private_key: Ed25519PrivateKey | None = None
+    if public_key:
+        raw_key = _parse_public_key(public_key)  # the device keeps its own private key
+    else:
+        private_key = Ed25519PrivateKey.generate()
+        raw_key = public_key_bytes(private_key)
     try:
         with psycopg.connect(settings.database_url) as conn, \
                 BrokerAdmin(settings.admin_endpoint()) as admin:
