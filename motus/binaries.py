@@ -49,12 +49,11 @@ def find_mosquitto() -> Path:
 
 def find_dynsec_plugin() -> Path:
     """Mosquitto's dynamic security plugin (shipped in Debian's 'mosquitto' package)."""
-    patterns = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so",
-                "/usr/local/lib/mosquitto_dynamic_security.so", "/usr/lib/mosquitto/*.so")
-    for pattern in patterns:
-        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
-            if path.name == "mosquitto_dynamic_security.so":
-                return path
+    for pattern in ("usr/lib/*/mosquitto_dynamic_security.so", "usr/lib/mosquitto_dynamic_security.so",
+                    "usr/local/lib/mosquitto_dynamic_security.so"):
+        found = sorted(Path("/").glob(pattern))
+        if found:
+            return found[0]
     raise MissingBinary(
         "mosquitto_dynamic_security.so not found; run scripts/setup.sh or install 'mosquitto' 2.x"
     )

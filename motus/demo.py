@@ -35,7 +35,7 @@ from rich.table import Table
 from broker_config.admin import BrokerAdmin
 from migrations.runner import MigrationError, upgrade
 from motus.binaries import StackError
-from motus.provisioning import provision_device, revoke
+from motus.provisioning import provision_fleet, revoke
 from motus.stack import LocalStack, StackInfo, free_port
 from protocol.endpoint import MqttEndpoint
 from simulators.fleet import BrokerRefused, Publisher, SimCar, connect_device, drive_events, make_fleet
@@ -46,15 +46,8 @@ WAIT_TIMEOUT_S = 120.0
 
 
 def _register(info: StackInfo, cars: list[SimCar], tag: str) -> list[UUID]:
-    vehicles = []
     with psycopg.connect(info.database_url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
-        for i, car in enumerate(cars):
-            device = provision_device(conn, admin, email=f"driver{i}.{tag}@demo.motus.example",
-                                      public_key=car.public_key, vin=car.vin)
-            car.mqtt_password = device.credential.password
-            assert device.vehicle_id is not None
-            vehicles.append(device.vehicle_id)
-    return vehicles
+        return provision_fleet(conn, admin, cars, lambda i: f"driver{i}.{tag}@demo.motus.example")
 
 
 def _refused(attempt: Callable[[], object]) -> str:

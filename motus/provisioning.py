@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -32,6 +33,7 @@ from ingest.registry import (
 from protocol.agent_config import AgentConfig, DeviceSection, dump_agent_config
 from protocol.endpoint import MqttEndpoint
 from protocol.signing import device_id_for
+from simulators.fleet import SimCar
 
 #: PBKDF2 rounds of the database's copy of broker passwords (migration 0004).
 DB_PBKDF2_ITERATIONS = 10_000
@@ -92,6 +94,20 @@ def provision_device(
             admin.execute(dynsec.revoke_device(device_id))
         raise
     return ProvisionedDevice(device_id, email, public_key, vehicle, vin, credential)
+
+
+def provision_fleet(conn: psycopg.Connection[tuple[object, ...]], admin: BrokerAdmin,
+                    cars: Sequence[SimCar], email: Callable[[int], str]) -> list[UUID]:
+    """Provision simulated cars, each paired with its vehicle (its VIN), driver ``email(i)``;
+    each car keeps its broker password, as a real device keeps its agent config."""
+    vehicles = []
+    for i, car in enumerate(cars):
+        device = provision_device(conn, admin, email=email(i), public_key=car.public_key,
+                                  vin=car.vin)
+        car.mqtt_password = device.credential.password
+        assert device.vehicle_id is not None  # paired: it was given a VIN
+        vehicles.append(device.vehicle_id)
+    return vehicles
 
 
 def revoke(conn: psycopg.Connection[tuple[object, ...]], admin: BrokerAdmin,
