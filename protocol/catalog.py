@@ -66,6 +66,18 @@ class ObdDecode:
             raw &= self.mask
         return raw * self.scale + self.offset
 
+    def encode(self, value: float, data_length: int | None = None) -> bytes:
+        """The data bytes an ECU sends for ``value`` (the inverse of ``decode``), clamped to what
+        the bytes can hold; ``data_length`` pads to the PID's full J1979 length."""
+        raw = round((value - self.offset) / self.scale)
+        limit = (1 << (8 * self.length)) - 1
+        if self.mask is not None:
+            limit = min(limit, self.mask)
+        raw = min(max(raw, 0), limit)
+        data = bytearray(max(data_length or 0, self.data_bytes))
+        data[self.start : self.start + self.length] = raw.to_bytes(self.length, "big")
+        return bytes(data)
+
 
 @dataclass(frozen=True, slots=True)
 class SignalSpec:

@@ -38,6 +38,11 @@ def canonical_json(document: dict[str, Any]) -> bytes:
         raise SignatureError(f"event cannot be canonicalized: {exc}") from exc
 
 
+def wire_bytes(document: dict[str, Any]) -> bytes:
+    """Wire bytes of a signed event: RFC 8785 JSON of the whole object, compact and deterministic."""
+    return bytes(rfc8785.dumps(document))
+
+
 def signing_input(topic: str, document: dict[str, Any]) -> bytes:
     return SIGNING_DOMAIN + topic.encode("utf-8") + b"\n" + canonical_json(document)
 

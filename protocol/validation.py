@@ -5,6 +5,7 @@ Pure: the caller passes ``now``; nothing here reads the clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from protocol.catalog import Catalog, SignalSpec, ValueType
@@ -54,7 +55,12 @@ def _check_time(where: str, moment: datetime, now: datetime) -> None:
 def check_readings(event: TelemetryEvent, catalog: Catalog, now: datetime) -> None:
     """Raise InvalidSignal (with its reason) at the first reading that breaks a rule."""
     _check_time("time", event.time, now)
-    for index, reading in enumerate(event.data.signals):
+    check_signals(event.data.signals, catalog, now)
+
+
+def check_signals(signals: Sequence[SignalReading], catalog: Catalog, now: datetime) -> None:
+    """The per-reading rules of ``check_readings``, for producers checking before they sign."""
+    for index, reading in enumerate(signals):
         spec = catalog.get(reading.name)
         if spec is None:
             raise InvalidSignal(

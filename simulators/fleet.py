@@ -12,13 +12,12 @@ from functools import cached_property
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker_config.client import make_client
 from protocol.endpoint import MqttEndpoint
 from protocol.envelope import Location, build_event
-from protocol.signing import device_id_for, private_key_from_seed, public_key_bytes, sign_event
+from protocol.signing import device_id_for, private_key_from_seed, public_key_bytes, sign_event, wire_bytes
 from protocol.topics import telemetry_topic
 from simulators.vehicle import SimulatedVehicle, stop_and_go_profile
 
@@ -76,8 +75,8 @@ def make_fleet(size: int, *, seed: int, drive_seconds: int) -> list[SimCar]:
 
 
 def encode(document: dict[str, Any]) -> bytes:
-    """Wire bytes of a signed event: its RFC 8785 canonical JSON (compact and deterministic)."""
-    return bytes(rfc8785.dumps(document))
+    """Wire bytes of a signed event (protocol.signing.wire_bytes)."""
+    return wire_bytes(document)
 
 
 def drive_events(car: SimCar, start: datetime, seconds: int) -> Iterator[tuple[str, bytes]]:

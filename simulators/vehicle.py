@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -20,6 +21,8 @@ IDLE_RPM = 750.0
 GEARS = ((0, 110.0), (20, 62.0), (35, 42.0), (55, 32.0), (75, 26.0), (95, 21.5))
 FUEL_L_PER_100KM = 7.0
 TANK_L = 50.0
+EV_KWH_PER_100KM = 16.0
+BATTERY_KWH = 60.0
 
 
 def stop_and_go_profile(seed: int, seconds: int) -> list[float]:
@@ -61,6 +64,7 @@ class VehicleState:
     ambient_c: float
     battery_v: float
     engine_load_pct: float
+    soc_pct: float = 80.0
 
 
 def engine_rpm(speed_kmh: float) -> float:
@@ -80,7 +84,8 @@ def move(lat: float, lon: float, heading_deg: float, metres: float) -> tuple[flo
 
 
 class SimulatedVehicle:
-    """A combustion car following ``profile`` (km/h per second) from ``start``."""
+    """A car following ``profile`` (km/h per second) from ``start``: a combustion car, or with
+    ``electric`` a battery-electric one (state of charge instead of engine speed and fuel)."""
 
     def __init__(
         self,
@@ -91,8 +96,10 @@ class SimulatedVehicle:
         odometer_km: float,
         ambient_c: float = 14.0,
         seed: int = 0,
+        electric: bool = False,
     ) -> None:
         self.profile = profile
+        self.electric = electric
         self._rng = random.Random(seed)
         self.state = VehicleState(
             elapsed_s=0.0, speed_kmh=profile[0] if profile else 0.0, odometer_km=odometer_km,
@@ -123,6 +130,7 @@ class SimulatedVehicle:
             rpm=engine_rpm(speed),
             coolant_c=min(90.0, s.coolant_c + 0.1 * dt_s),  # warms up over ~12 minutes
             fuel_pct=max(0.0, s.fuel_pct - metres / 1000 * FUEL_L_PER_100KM / 100 / TANK_L * 100),
+            soc_pct=max(0.0, s.soc_pct - metres / 1000 * EV_KWH_PER_100KM / 100 / BATTERY_KWH * 100),
             engine_load_pct=min(100.0, max(15.0, 25 + 40 * accel + speed * 0.2)),
         )
         return self.state
@@ -133,16 +141,51 @@ class SimulatedVehicle:
         def r(name: str, value: float | Location) -> SignalReading:
             return SignalReading(name=name, timestamp=at, value=value)
 
-        return [
-            r("speed", round(s.speed_kmh, 1)),
-            r("powertrainCombustionEngineSpeed", round(s.rpm, 2)),
-            r("powertrainTransmissionTravelledDistance", round(s.odometer_km, 3)),
-            r("powertrainCombustionEngineECT", round(s.coolant_c, 1)),
-            r("powertrainFuelSystemRelativeLevel", round(s.fuel_pct, 2)),
-            r("obdEngineLoad", round(s.engine_load_pct, 1)),
-            r("exteriorAirTemperature", s.ambient_c),
-            r("lowVoltageBatteryCurrentVoltage", s.battery_v),
-            r("isIgnitionOn", 1.0),
-            r("currentLocationCoordinates",
-              Location(latitude=round(s.latitude, 7), longitude=round(s.longitude, 7), hdop=0.9)),
-        ]
+        readings = [r(name, value) for name, value in self.values().items()]
+        readings.append(r("currentLocationCoordinates",
+                          Location(latitude=round(s.latitude, 7), longitude=round(s.longitude, 7), hdop=0.9)))
+        return readings
+
+    def values(self) -> dict[str, float]:
+        """The numeric signals of the current state, by catalog name (what ECUs would report)."""
+        s = self.state
+        values = {
+            "speed": round(s.speed_kmh, 1),
+            "powertrainTransmissionTravelledDistance": round(s.odometer_km, 3),
+            "exteriorAirTemperature": s.ambient_c,
+            "lowVoltageBatteryCurrentVoltage": s.battery_v,
+            "isIgnitionOn": 1.0,
+        }
+        if self.electric:
+            values["powertrainTractionBatteryStateOfChargeCurrent"] = round(s.soc_pct, 2)
+        else:
+            values |= {
+                "powertrainCombustionEngineSpeed": round(s.rpm, 2),
+                "powertrainCombustionEngineECT": round(s.coolant_c, 1),
+                "powertrainFuelSystemRelativeLevel": round(s.fuel_pct, 2),
+                "obdEngineLoad": round(s.engine_load_pct, 1),
+            }
+        return values
+
+
+class LiveVehicle:
+    """A simulated vehicle that keeps pace with a clock (``speedup`` simulated seconds per real
+    second), for emulators that answer in real time."""
+
+    def __init__(self, vehicle: SimulatedVehicle, clock: Callable[[], float], speedup: float = 1.0) -> None:
+        self.vehicle = vehicle
+        self._clock = clock
+        self._start = clock()
+        self.speedup = speedup
+        self._lock = threading.Lock()
+
+    def advance(self) -> VehicleState:
+        with self._lock:
+            target = (self._clock() - self._start) * self.speedup
+            while self.vehicle.state.elapsed_s + 1.0 <= target:
+                self.vehicle.step(1.0)
+            return self.vehicle.state
+
+    def values(self) -> dict[str, float]:
+        self.advance()
+        return self.vehicle.values()

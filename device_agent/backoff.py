@@ -1,0 +1,23 @@
+"""Reconnect delays: exponential with jitter, so a fleet that lost the broker together does not
+come back in one synchronized wave ("equal jitter", half fixed and half random)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Backoff:
+    initial_s: float = 1.0
+    max_s: float = 60.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempts: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_s, self.initial_s * 2**min(self.attempts, 32))
+        self.attempts += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempts = 0

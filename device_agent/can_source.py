@@ -1,0 +1,116 @@
+"""The CAN source: OBD-II polling over ISO-TP and/or passive DBC decoding on one python-can bus."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import can
+
+from device_agent.agent import ReadingQueue, utc_now
+from device_agent.backoff import Backoff
+from device_agent.can_obd import CanObdClient
+from device_agent.dbc import DbcDecoder
+from device_agent.errors import AdapterError
+from device_agent.obd import DTC_LIST_SIGNAL, dtc_list_value
+from device_agent.polling import ObdPlan, PollSchedule
+from protocol.envelope import SignalReading
+
+log = logging.getLogger(__name__)
+
+
+class CanSource:
+    name = "can"
+
+    def __init__(
+        self,
+        open_bus: Callable[[], can.BusABC],
+        readings: ReadingQueue,
+        *,
+        plan: ObdPlan | None = None,
+        decoder: DbcDecoder | None = None,
+        on_vin: Callable[[str], None] = lambda vin: None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if plan is None and decoder is None:
+            raise ValueError("a CAN source needs OBD-II signals to poll, a DBC to decode, or both")
+        self.open_bus = open_bus
+        self.readings = readings
+        self.plan = plan
+        self.decoder = decoder
+        self.on_vin = on_vin
+        self.backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
+        self.clock = clock
+        self.last_error = ""
+
+    def _on_frame(self, msg: can.Message) -> None:
+        assert self.decoder is not None
+        if msg.is_error_frame or msg.is_remote_frame:
+            return
+        values = self.decoder.decode(msg.arbitration_id, bytes(msg.data), self.clock())
+        if values:
+            self._emit(values)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                bus = self.open_bus()
+            except (can.CanError, OSError, ValueError) as exc:
+                self._failed(AdapterError(f"cannot open the CAN interface: {exc}"), stop)
+                continue
+            notifier = can.Notifier(bus, [], timeout=0.1)
+            client = CanObdClient(bus, notifier) if self.plan else None
+            try:
+                if self.decoder is not None:
+                    notifier.add_listener(self._on_frame)
+                if client is not None:
+                    self._poll(client, stop)
+                else:
+                    stop.wait()
+            except AdapterError as exc:
+                self._failed(exc, stop)
+            finally:
+                if client is not None:
+                    client.close()
+                notifier.stop()
+                bus.shutdown()
+
+    def _failed(self, exc: AdapterError, stop: threading.Event) -> None:
+        self.last_error = str(exc)
+        delay = self.backoff.next_delay()
+        log.warning("CAN: %s; retrying in %.1f s", exc, delay)
+        stop.wait(delay)
+
+    def _poll(self, client: CanObdClient, stop: threading.Event) -> None:
+        assert self.plan is not None
+        client.discover()
+        self.backoff.reset()
+        vin = client.read_vin()
+        if vin:
+            self.on_vin(vin)
+        wanted = set(self.plan.rates_hz)
+        rates = {p: r for p, r in self.plan.pid_rates().items() if p in client.supported_pids}
+        schedule = PollSchedule(rates, self.clock())
+        next_dtc = self.clock()
+        while not stop.is_set():
+            now = self.clock()
+            if now >= next_dtc:
+                codes = client.read_dtcs()
+                if codes is not None:
+                    self._emit([(DTC_LIST_SIGNAL, dtc_list_value(codes))])
+                next_dtc = now + self.plan.dtc_interval_s
+            pid = schedule.pop_due(now)
+            if pid is None:
+                due = schedule.next_due()
+                stop.wait(max(0.0, min(next_dtc, due if due is not None else next_dtc) - self.clock()))
+                continue
+            values = client.read_mode01(pid, wanted)
+            if values:
+                self._emit([(v.name, v.value) for v in values])
+
+    def _emit(self, values: Sequence[tuple[str, float | str]]) -> None:
+        at = utc_now()
+        self.readings.put([SignalReading(name=n, timestamp=at, value=v) for n, v in values])

@@ -1,0 +1,42 @@
+"""The GPS source: reads NMEA lines from a serial receiver (USB, UART, or a pty) with pyserial."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import serial
+
+from device_agent.agent import ReadingQueue
+from device_agent.backoff import Backoff
+from device_agent.gps import NmeaDecoder
+
+log = logging.getLogger(__name__)
+
+
+class GpsSource:
+    name = "gps"
+
+    def __init__(self, port: str, readings: ReadingQueue, *, baudrate: int = 9600,
+                 decoder: NmeaDecoder | None = None, backoff: Backoff | None = None) -> None:
+        self.port = port
+        self.baudrate = baudrate
+        self.readings = readings
+        self.decoder = decoder or NmeaDecoder()
+        self.backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
+        self.last_error = ""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                with serial.Serial(self.port, self.baudrate, timeout=0.5) as port:
+                    self.backoff.reset()
+                    while not stop.is_set():
+                        line = port.readline()
+                        if line:
+                            self.readings.put(self.decoder.feed(line.decode("ascii", errors="replace")))
+            except (serial.SerialException, OSError) as exc:
+                self.last_error = f"GPS receiver on {self.port}: {exc}"
+                delay = self.backoff.next_delay()
+                log.warning("%s; retrying in %.1f s", self.last_error, delay)
+                stop.wait(delay)

@@ -1,0 +1,140 @@
+"""The device's MQTT v5 connection: QoS 1 publishes, TLS and the device's own credentials, a
+retained status with a Last Will (MQTT 5 section 3.1.2.5), reconnects with jittered backoff.
+
+Driven from one thread by ``service()``; paho keeps unacknowledged publishes across reconnects
+and resends them with the DUP flag (MQTT 5 section 4.4), so a message handed to the link is
+never handed again in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from broker_config.client import make_client
+from device_agent.backoff import Backoff
+from protocol.endpoint import MqttEndpoint
+from protocol.topics import Channel, device_topic
+
+log = logging.getLogger(__name__)
+
+
+def status_payload(online: bool, **details: Any) -> bytes:
+    return json.dumps({"online": online, **details}, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    mid: int
+    refused: str | None  # the MQTT 5 reason when the broker refused the message
+
+
+class BrokerLink:
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        device_id: str,
+        *,
+        backoff: Backoff,
+        status: Callable[[], dict[str, Any]] = dict,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = endpoint
+        self.device_id = device_id
+        self._backoff = backoff
+        self._status = status
+        self._clock = clock
+        self.status_topic = device_topic(device_id, Channel.STATUS)
+        self._client = make_client(endpoint, device_id)
+        self._client.will_set(self.status_topic, status_payload(False), qos=1, retain=True)
+        self._client.max_queued_messages_set(0)
+        self._client.max_inflight_messages_set(1000)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._acks: list[Ack] = []
+        self._acks_lock = threading.Lock()
+        self._socket_open = False
+        self.connected = False
+        self.last_error = ""
+        self._next_attempt = 0.0
+
+    # paho callbacks (called from service(), in this thread)
+    def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            self.last_error = f"broker refused the connection: {reason}"
+            log.warning("%s", self.last_error)
+            return
+        self.connected = True
+        self._backoff.reset()
+        self.last_error = ""
+        self._client.publish(self.status_topic, status_payload(True, **self._status()), qos=1, retain=True)
+        log.info("connected to %s", self.endpoint.describe())
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self.connected:
+            log.warning("disconnected from %s: %s", self.endpoint.describe(), reason)
+        self.connected = False
+        self._socket_open = False
+        self.last_error = str(reason)
+        self._schedule_retry()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        refused = str(reason) if getattr(reason, "is_failure", False) else None
+        with self._acks_lock:
+            self._acks.append(Ack(mid, refused))
+
+    def _schedule_retry(self) -> None:
+        delay = self._backoff.next_delay()
+        self._next_attempt = self._clock() + delay
+        log.info("next connection attempt in %.1f s", delay)
+
+    def service(self, timeout_s: float) -> None:
+        """Connect when due, then move bytes for up to ``timeout_s``."""
+        if not self._socket_open:
+            if self._clock() < self._next_attempt:
+                time.sleep(min(timeout_s, max(0.0, self._next_attempt - self._clock())))
+                return
+            try:
+                self._client.connect(self.endpoint.host, self.endpoint.port, keepalive=30)
+                self._socket_open = True
+            except (OSError, ValueError) as exc:
+                self.last_error = f"cannot reach {self.endpoint.describe()}: {exc}"
+                log.warning("%s", self.last_error)
+                self._schedule_retry()
+                return
+        rc = self._client.loop(timeout=timeout_s)
+        if rc != mqtt.MQTT_ERR_SUCCESS and self._socket_open:
+            # loop() reports a lost connection without always calling on_disconnect.
+            self.connected = False
+            self._socket_open = False
+            self.last_error = mqtt.error_string(rc)
+            self._schedule_retry()
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        """Hand one QoS 1 message to the link; returns its packet id for ``take_acks``."""
+        info = self._client.publish(topic, payload, qos=1)
+        return info.mid
+
+    def take_acks(self) -> list[Ack]:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        return acks
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Say offline (a clean disconnect suppresses the Will), then disconnect."""
+        if self.connected:
+            info = self._client.publish(self.status_topic, status_payload(False), qos=1, retain=True)
+            deadline = time.monotonic() + timeout_s
+            while not info.is_published() and time.monotonic() < deadline and self.connected:
+                self._client.loop(timeout=0.05)
+            self._client.disconnect()
+            self._client.loop(timeout=0.05)
+        self.connected = False
