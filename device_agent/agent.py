@@ -169,10 +169,16 @@ class Pump:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.step()
+
+    def finish(self, grace_s: float = 2.0) -> None:
+        """Spool what is waiting, then give the broker ``grace_s`` to take and acknowledge what
+        it can; the rest stays in the spool for the next start. Then say offline."""
         self.flush_readings()
-        # Give acknowledgements of what is already with the broker a moment to arrive.
-        deadline = self._monotonic() + 2.0
-        while self._inflight and self.link.connected and self._monotonic() < deadline:
+        deadline = self._monotonic() + grace_s
+        while self.link.connected and self._monotonic() < deadline:
+            self._hand_over()
+            if not self._inflight:
+                break
             self.link.service(0.05)
             self._settle_acks()
         self.link.close()

@@ -15,7 +15,7 @@ class Backoff:
     attempts: int = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.max_s, self.initial_s * 2**min(self.attempts, 32))
+        ceiling = min(self.max_s, self.initial_s * float(2 ** min(self.attempts, 32)))
         self.attempts += 1
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 

@@ -48,7 +48,7 @@ class DbcDecoder:
     def from_file(cls, path: Path, mappings: Iterable[DbcMapping]) -> DbcDecoder:
         try:
             database = cantools.database.load_file(str(path), strict=False)
-        except (OSError, cantools.database.UnsupportedDatabaseFormatError) as exc:
+        except (OSError, cantools.database.errors.Error) as exc:
             raise AgentError(f"cannot load DBC {path}: {exc}") from exc
         if not isinstance(database, Database):
             raise AgentError(f"{path} is not a CAN database")
@@ -69,8 +69,10 @@ class DbcDecoder:
             return []
         try:
             decoded = self.database.decode_message(frame_id, data, decode_choices=False)
-        except (ValueError, KeyError, cantools.database.DecodeError):
+        except (ValueError, KeyError, cantools.database.errors.Error):
             return []  # short or corrupt frame: skip it, the next one will do
+        if not isinstance(decoded, dict):
+            return []
         out = []
         for mapping in due:
             raw = decoded.get(mapping.signal)

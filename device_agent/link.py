@@ -65,6 +65,7 @@ class BrokerLink:
         self.connected = False
         self.last_error = ""
         self._next_attempt = 0.0
+        self._closing = False
 
     # paho callbacks (called from service(), in this thread)
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -79,6 +80,8 @@ class BrokerLink:
         log.info("connected to %s", self.endpoint.describe())
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._closing:
+            return
         if self.connected:
             log.warning("disconnected from %s: %s", self.endpoint.describe(), reason)
         self.connected = False
@@ -130,6 +133,7 @@ class BrokerLink:
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Say offline (a clean disconnect suppresses the Will), then disconnect."""
+        self._closing = True
         if self.connected:
             info = self._client.publish(self.status_topic, status_payload(False), qos=1, retain=True)
             deadline = time.monotonic() + timeout_s

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import TypeVar, overload
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,6 +34,9 @@ class AgentConfig(BaseModel):
     vehicle_vin: str | None = None
 
 
+C = TypeVar("C", bound=AgentConfig)
+
+
 class AgentConfigError(Exception):
     """The agent config file is missing, is not TOML, or does not fit the schema."""
 
@@ -41,10 +45,15 @@ def dump_agent_config(config: AgentConfig) -> str:
     return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
 
 
-def load_agent_config(path: Path) -> AgentConfig:
+@overload
+def load_agent_config(path: Path) -> AgentConfig: ...
+@overload
+def load_agent_config(path: Path, model: type[C]) -> C: ...
+def load_agent_config(path: Path, model: type[AgentConfig] = AgentConfig) -> AgentConfig:
+    """Read and check the file; ``model`` may extend the schema (the agent adds its sources)."""
     try:
         document = tomllib.loads(path.read_text("utf-8"))
-        config = AgentConfig.model_validate(document)
+        config = model.model_validate(document)
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise AgentConfigError(f"{path}: {exc}") from exc
     base = path.parent

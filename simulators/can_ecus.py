@@ -43,7 +43,8 @@ class CanEcus:
         for ecu in self.ecus:
             stack = isotp.NotifierBasedCanStack(
                 self.bus, self.notifier,
-                address=isotp.Address(isotp.AddressingMode.Normal_11bits, txid=ecu.can_id, rxid=ecu.can_id - 8),
+                address=isotp.Address(isotp.AddressingMode.Normal_11bits,
+                                      txid=ecu.can_id, rxid=ecu.can_id - 8),
                 params={"tx_padding": 0x00, "blocking_send": False},
             )
             stack.start()

@@ -1,0 +1,68 @@
+"""`motus agent run|status`: the in-car agent."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+from device_agent.config import load_agent_file
+from device_agent.errors import AgentError
+from device_agent.spool import Spool
+from protocol.agent_config import AgentConfigError
+
+app = typer.Typer(help="The in-car agent: read the car, spool, publish.", no_args_is_help=True)
+
+CONFIG = typer.Option(..., "--config", "-c", help="agent.toml (written by `motus device register`).")
+
+
+def _load(config: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_agent_file(config)
+    except AgentConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def run(config: Path = CONFIG) -> None:
+    """Read the configured sources, spool every reading, publish to the broker. Stops on
+    SIGTERM/SIGINT after spooling what it holds."""
+    from device_agent.runner import build_agent
+
+    settings = _load(config)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        runtime = build_agent(settings)
+    except AgentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: runtime.stop.set())
+    runtime.run()
+    c = runtime.pump.counters
+    typer.echo(f"spooled {c.spooled_events} events, published {c.published_events}, "
+               f"acknowledged {c.acked_events}")
+
+
+@app.command()
+def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json")) -> None:
+    """What the spool holds: events waiting, bytes, and what was dropped to respect its bound."""
+    settings = _load(config)
+    try:
+        spool = Spool(settings.spool.path, max_bytes=int(settings.spool.max_mb * 1024 * 1024))
+    except AgentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    stats = spool.stats()
+    spool.close()
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(stats)))
+        return
+    typer.echo(f"device {settings.device.id}: {stats.events} events ({stats.readings} readings) waiting, "
+               f"{stats.stored_bytes / 1e6:.1f} MB of {settings.spool.max_mb:g} MB; dropped "
+               f"{stats.dropped_events} events ({stats.dropped_readings} readings)")

@@ -1,0 +1,83 @@
+"""The SQLite spool: order, durability across reopen, the size bound and compression."""
+
+import sqlite3
+
+import pytest
+
+from device_agent.errors import SpoolError
+from device_agent.spool import NewEvent, Spool, compress, decompress
+
+
+def event(i: int, size: int = 200) -> NewEvent:
+    payload = (f'{{"id":"boot:{i}","data":{{"signals":[{{"name":"speed","value":{i}}}]}}}}'
+               + " " * size).encode()
+    return NewEvent(f"boot:{i}", "motus/v1/devices/dev1/telemetry", payload, readings=1)
+
+
+def test_events_drain_in_order_and_leave_after_delete(tmp_path):
+    spool = Spool(tmp_path / "s.sqlite", max_bytes=10**7)
+    spool.append([event(i) for i in range(5)])
+    pending = spool.pending(0, 3)
+    assert [p.event_id for p in pending] == ["boot:0", "boot:1", "boot:2"]
+    assert pending[0].payload == event(0).payload
+    assert [p.event_id for p in spool.pending(pending[-1].row_id, 10)] == ["boot:3", "boot:4"]
+    spool.delete([p.row_id for p in pending])
+    assert [p.event_id for p in spool.pending(0, 10)] == ["boot:3", "boot:4"]
+    assert spool.stats().events == 2
+
+
+def test_spooled_events_survive_reopening(tmp_path):
+    path = tmp_path / "s.sqlite"
+    spool = Spool(path, max_bytes=10**7)
+    spool.append([event(1), event(2)])
+    spool.close()  # a kill -9 leaves the WAL behind: SQLite replays it on open
+    again = Spool(path, max_bytes=10**7)
+    assert [p.event_id for p in again.pending(0, 10)] == ["boot:1", "boot:2"]
+
+
+def test_bound_drops_oldest_and_counts(tmp_path):
+    spool = Spool(tmp_path / "s.sqlite", max_bytes=2_000)
+    for i in range(100):
+        spool.append([event(i, size=2000)])
+    stats = spool.stats()
+    assert stats.stored_bytes <= 2_000
+    assert stats.dropped_events == 100 - stats.events
+    assert stats.dropped_readings == stats.dropped_events
+    newest = spool.pending(0, 1000)
+    assert newest[-1].event_id == "boot:99"
+
+
+def test_an_event_id_is_spooled_once(tmp_path):
+    spool = Spool(tmp_path / "s.sqlite", max_bytes=10**7)
+    spool.append([event(1)])
+    with pytest.raises(SpoolError, match="UNIQUE"):
+        spool.append([event(2), event(1)])
+    assert [p.event_id for p in spool.pending(0, 10)] == ["boot:1"]  # the batch rolled back
+
+
+def test_compression_round_trips_and_shrinks_events():
+    from datetime import UTC, datetime
+
+    from device_agent.events import EventBuilder
+    from protocol.envelope import SignalReading
+    from protocol.signing import private_key_from_seed
+    from simulators.fleet import make_fleet
+
+    car = make_fleet(1, seed=3, drive_seconds=60)[0]
+    car.vehicle.step(1.0)
+    at = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    readings = [SignalReading(name=r.name, timestamp=at, value=r.value) for r in car.vehicle.readings(at)]
+    builder = EventBuilder(car.device_id, private_key_from_seed(b"k" * 32), "b00t")
+    [built] = builder.build(readings * 2, at)
+    packed = compress(built.payload)
+    assert decompress(packed) == built.payload
+    assert len(packed) < len(built.payload) / 2.5
+
+
+def test_a_spool_written_with_another_dictionary_is_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    Spool(path, max_bytes=10**6).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE counters SET value = 1 WHERE name = 'zdict_crc'")
+    with pytest.raises(SpoolError, match="dictionary"):
+        Spool(path, max_bytes=10**6)
