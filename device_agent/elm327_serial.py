@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 #: Rates ELM327 adapters and clones ship with, most common first (datasheet: 9600 or 38400 by
 #: the BR pin; clones often 38400 or 115200; STN chips up to 500000+).
 BAUD_CANDIDATES = (38400, 9600, 115200, 57600, 230400, 500000)
+#: What a serial port raises when the adapter is unplugged mid-read (termios.error is not an OSError).
+PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class SerialTransport:
@@ -40,7 +43,7 @@ class SerialTransport:
         for rate in rates:
             try:
                 port = serial.Serial(device, rate, timeout=0.05, write_timeout=2.0)
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 raise AdapterError(f"cannot open {device}: {exc}") from exc
             transport = cls(port)
             try:
@@ -69,12 +72,12 @@ class SerialTransport:
                     replies = self.framer.feed(chunk)
                     if replies:
                         return replies[-1]
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise AdapterError(f"adapter on {self.port.port} went away: {exc}") from exc
         raise AdapterError(f"adapter on {self.port.port} did not answer {command} within {timeout_s}s")
 
     def close(self) -> None:
-        with contextlib.suppress(serial.SerialException, OSError):
+        with contextlib.suppress(*PORT_ERRORS):
             self.port.close()
 
 

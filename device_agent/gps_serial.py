@@ -9,6 +9,7 @@ import serial
 
 from device_agent.agent import ReadingQueue
 from device_agent.backoff import Backoff
+from device_agent.elm327_serial import PORT_ERRORS
 from device_agent.gps import NmeaDecoder
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class GpsSource:
                         line = port.readline()
                         if line:
                             self.readings.put(self.decoder.feed(line.decode("ascii", errors="replace")))
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 self.last_error = f"GPS receiver on {self.port}: {exc}"
                 delay = self.backoff.next_delay()
                 log.warning("%s; retrying in %.1f s", self.last_error, delay)

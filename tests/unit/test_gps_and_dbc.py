@@ -22,8 +22,8 @@ def test_real_sentences_give_a_fix_stamped_with_gps_time():
     decoder = NmeaDecoder(speed_from_gps=True)
     assert decoder.feed(REAL_GGA) == []
     readings = {r.name: r for r in decoder.feed(REAL_RMC)}
-    assert readings["currentLocationCoordinates"].value == Location(latitude=48.1173, longitude=11.516666666666667,
-                                                                   hdop=0.9)
+    expected = Location(latitude=48.1173, longitude=11.516666666666667, hdop=0.9)
+    assert readings["currentLocationCoordinates"].value == expected
     assert readings["currentLocationCoordinates"].timestamp == datetime(1994, 3, 23, 12, 35, 19, tzinfo=UTC)
     assert readings["currentLocationAltitude"].value == 545.4
     assert readings["dimoAftermarketNSAT"].value == 8.0

@@ -73,6 +73,7 @@ def test_schedule_keeps_each_rate_and_does_not_burst_after_a_stall():
 
 
 def test_plan_polls_a_pid_at_the_fastest_rate_of_its_signals():
-    assert ObdPlan({"speed": 2.0, "powertrainCombustionEngineSpeed": 5.0}).pid_rates() == {0x0D: 2.0, 0x0C: 5.0}
+    plan = ObdPlan({"speed": 2.0, "powertrainCombustionEngineSpeed": 5.0})
+    assert plan.pid_rates() == {0x0D: 2.0, 0x0C: 5.0}
     with pytest.raises(KeyError, match="no SAE J1979"):
         ObdPlan({"currentLocationCoordinates": 1.0}).pid_rates()
