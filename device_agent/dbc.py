@@ -27,6 +27,17 @@ class DbcMapping:
     rate_hz: float = 1.0
 
 
+def load_can_database(path: Path) -> Database:
+    """A DBC file as cantools reads it; non-strict, as real-world DBCs (opendbc's) need."""
+    try:
+        database = cantools.database.load_file(str(path), strict=False)
+    except (OSError, cantools.database.errors.Error) as exc:
+        raise AgentError(f"cannot load DBC {path}: {exc}") from exc
+    if not isinstance(database, Database):
+        raise AgentError(f"{path} is not a CAN database")
+    return database
+
+
 class DbcDecoder:
     def __init__(self, database: Database, mappings: Iterable[DbcMapping]) -> None:
         catalog = load_catalog()
@@ -46,13 +57,7 @@ class DbcDecoder:
 
     @classmethod
     def from_file(cls, path: Path, mappings: Iterable[DbcMapping]) -> DbcDecoder:
-        try:
-            database = cantools.database.load_file(str(path), strict=False)
-        except (OSError, cantools.database.errors.Error) as exc:
-            raise AgentError(f"cannot load DBC {path}: {exc}") from exc
-        if not isinstance(database, Database):
-            raise AgentError(f"{path} is not a CAN database")
-        return cls(database, mappings)
+        return cls(load_can_database(path), mappings)
 
     @property
     def frame_ids(self) -> set[int]:

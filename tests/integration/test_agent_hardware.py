@@ -3,21 +3,21 @@
 import threading
 import time
 from collections import Counter
-from importlib import resources
+from datetime import UTC, datetime
 from pathlib import Path
 
 import can
-import cantools
 import obd
 
 from device_agent.agent import ReadingQueue
 from device_agent.backoff import Backoff
 from device_agent.can_source import CanSource
-from device_agent.dbc import DbcDecoder, DbcMapping
+from device_agent.dbc import DbcDecoder, DbcMapping, load_can_database
 from device_agent.elm327_serial import ElmSource, SerialTransport
 from device_agent.gps_serial import GpsSource
 from device_agent.polling import ObdPlan
-from protocol.envelope import Location
+from protocol.envelope import Location, SignalReading
+from simulators import data_file
 from simulators.can_ecus import Broadcast, CanEcus
 from simulators.drive_cycles import drive_cycle
 from simulators.ecu import EmulatedEcu
@@ -35,7 +35,7 @@ def live_car(speedup: float = 20.0) -> LiveVehicle:
     return LiveVehicle(model, time.monotonic, speedup=speedup)
 
 
-def collect(queue: ReadingQueue, into: list) -> list:
+def collect(queue: ReadingQueue, into: list[SignalReading]) -> list[SignalReading]:
     into.extend(queue.take_all())
     return into
 
@@ -79,7 +79,7 @@ def test_elm_source_polls_at_its_rates_and_survives_an_unplugged_adapter(tmp_pat
     stop = threading.Event()
     thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
     thread.start()
-    readings: list = []
+    readings: list[SignalReading] = []
     second = None
     try:
         wait_until(lambda: len(collect(queue, readings)) >= 20, 15, "readings through the adapter")
@@ -98,13 +98,13 @@ def test_elm_source_polls_at_its_rates_and_survives_an_unplugged_adapter(tmp_pat
     assert names["obdDTCList"] >= 2  # read once per session
     assert 0 < names["powertrainTransmissionTravelledDistance"] < names["speed"]
     assert vins == [VIN, VIN]
-    assert all(r.value >= 1234.5 for r in readings if r.name == "powertrainTransmissionTravelledDistance")
+    odometer = [r.value for r in readings if r.name == "powertrainTransmissionTravelledDistance"]
+    assert all(isinstance(v, float) and v >= 1234.5 for v in odometer)
 
 
 def test_can_source_polls_over_iso_tp_and_decodes_broadcast_frames():
     car = live_car(speedup=30)
-    dbc_path = resources.files("simulators").joinpath("data", "toyota_prius_2010_pt.dbc")
-    database = cantools.database.load_file(str(dbc_path), strict=False)
+    database = load_can_database(data_file("toyota_prius_2010_pt.dbc"))
     ecus = [EmulatedEcu(values=car.values, vin=VIN, dtcs=["P0420"]),
             EmulatedEcu(can_id=0x7E9, values=lambda: {"speed": car.values()["speed"]})]
     broadcasts = [Broadcast("SPEED", 0.02, lambda: {"SPEED": car.values()["speed"] / 1.609344})]
@@ -118,7 +118,7 @@ def test_can_source_polls_over_iso_tp_and_decodes_broadcast_frames():
                                      "powertrainTransmissionTravelledDistance": 1.0}),
                        decoder=decoder, on_vin=vins.append)
     stop = threading.Event()
-    readings: list = []
+    readings: list[SignalReading] = []
     with CanEcus(ecu_bus, ecus, database=database, broadcasts=broadcasts) as sim:
         thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
         thread.start()
@@ -132,11 +132,12 @@ def test_can_source_polls_over_iso_tp_and_decodes_broadcast_frames():
     ecu_bus.shutdown()
     names = Counter(r.name for r in readings)
     assert vins == [VIN]  # a 20-byte answer: first frame, flow control to 0x7E0, consecutive frames
-    assert "P0420" in next(r.value for r in readings if r.name == "obdDTCList")
+    assert "P0420" in str(next(r.value for r in readings if r.name == "obdDTCList"))
     assert names["exteriorAirTemperature"] >= 2  # decoded from the broadcast SPEED frames
     passive = [r.value for r in readings if r.name == "exteriorAirTemperature"]
     polled = [r.value for r in readings if r.name == "powertrainCombustionEngineSpeed"]
-    assert all(v >= 0 for v in passive) and all(v >= 750 for v in polled)
+    assert all(isinstance(v, float) and v >= 0 for v in passive)
+    assert all(isinstance(v, float) and v >= 750 for v in polled)
 
 
 def test_gps_source_reads_a_receiver_on_a_pty():
@@ -146,12 +147,11 @@ def test_gps_source_reads_a_receiver_on_a_pty():
     source = GpsSource(receiver.port, queue)
     stop = threading.Event()
     feeding = threading.Thread(target=receiver.feed_from, daemon=True,
-                               args=(lambda: sentences(car.advance(), __import__("datetime").datetime.now(
-                                   __import__("datetime").UTC)), 0.05, stop))
+                               args=(lambda: sentences(car.advance(), datetime.now(UTC)), 0.05, stop))
     reading = threading.Thread(target=source.run, args=(stop,), daemon=True)
     reading.start()
     feeding.start()
-    readings: list = []
+    readings: list[SignalReading] = []
     try:
         wait_until(lambda: sum(r.name == "currentLocationCoordinates"
                                for r in collect(queue, readings)) >= 5, 15, "GPS fixes")
@@ -161,5 +161,6 @@ def test_gps_source_reads_a_receiver_on_a_pty():
         reading.join(timeout=5)
         receiver.close()
     fix = next(r.value for r in readings if r.name == "currentLocationCoordinates")
+    assert isinstance(fix, Location)
     assert abs(fix.latitude - 48.1) < 0.05 and abs(fix.longitude - 11.5) < 0.05
     assert fix.hdop == 0.9

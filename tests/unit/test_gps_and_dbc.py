@@ -1,15 +1,15 @@
 """NMEA decoding against the NMEA generator and real sentences; DBC decoding with opendbc's file."""
 
 from datetime import UTC, datetime
-from importlib import resources
 
-import cantools
 import pytest
+from cantools.database.can import Database
 
-from device_agent.dbc import DbcDecoder, DbcMapping
+from device_agent.dbc import DbcDecoder, DbcMapping, load_can_database
 from device_agent.errors import AgentError
 from device_agent.gps import NmeaDecoder
 from protocol.envelope import Location
+from simulators import data_file
 from simulators.nmea import sentences
 from simulators.vehicle import SimulatedVehicle
 
@@ -39,6 +39,7 @@ def test_generated_sentences_round_trip_and_void_fixes_are_dropped():
     decoder = NmeaDecoder()
     readings = [r for line in sentences(car.state, at) for r in decoder.feed(line)]
     location = next(r.value for r in readings if r.name == "currentLocationCoordinates")
+    assert isinstance(location, Location)
     assert location.latitude == pytest.approx(car.state.latitude, abs=2e-6)
     assert location.longitude == pytest.approx(car.state.longitude, abs=2e-6)
     assert next(r.value for r in readings if r.name == "currentLocationHeading") == 270.0
@@ -46,9 +47,8 @@ def test_generated_sentences_round_trip_and_void_fixes_are_dropped():
     assert decoder.feed(REAL_RMC[:-2] + "00") == [] and decoder.bad_sentences == 1
 
 
-def prius():
-    path = resources.files("simulators").joinpath("data", "toyota_prius_2010_pt.dbc")
-    return cantools.database.load_file(str(path), strict=False)
+def prius() -> Database:
+    return load_can_database(data_file("toyota_prius_2010_pt.dbc"))
 
 
 def test_dbc_frames_map_to_catalog_names_at_their_rate():
@@ -57,7 +57,8 @@ def test_dbc_frames_map_to_catalog_names_at_their_rate():
                               DbcMapping("POWERTRAIN", "ENGINE_RPM", "powertrainCombustionEngineSpeed")])
     speed = db.get_message_by_name("SPEED")
     frame = speed.encode({"SPEED": 50.0, "ENCODER": 0, "CHECKSUM": 0})
-    assert decoder.decode(speed.frame_id, frame, now=0.0) == [("speed", pytest.approx(80.4672, abs=0.01))]
+    [(name, value)] = decoder.decode(speed.frame_id, frame, now=0.0)
+    assert name == "speed" and value == pytest.approx(80.4672, abs=0.01)
     assert decoder.decode(speed.frame_id, frame, now=0.2) == []  # 2 Hz: next one at 0.5 s
     assert decoder.decode(speed.frame_id, frame, now=0.5) != []
     assert decoder.decode(0x123, b"\x00" * 8, now=1.0) == []

@@ -1,6 +1,7 @@
 """The phone bridge: Torque Pro uploads taken from real captures, and the JSON variant."""
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -27,7 +28,7 @@ CAPTURE_META = ("eml=driver@example.com&v=9&session=1705984473000&id=12345"
 TOKEN = "phone-token-0123456789"
 
 
-def values(query: str) -> dict[str, object]:
+def values(query: str) -> dict[str, Any]:
     return {r.name: r.value for r in parse_upload(parse_qsl(query, keep_blank_values=True)).readings}
 
 
