@@ -75,6 +75,7 @@ class DurableSink:
 @dataclass
 class PumpCounters:
     spooled_events: int = 0
+    spooled_readings: int = 0
     published_events: int = 0
     acked_events: int = 0
     refused_events: int = 0
@@ -119,6 +120,7 @@ class Pump:
             events = self.builder.build(self._buffer, self._clock())
             self.spool.append(events)
             self.counters.spooled_events += len(events)
+            self.counters.spooled_readings += len(self._buffer)
             self._buffer = []
 
     def step(self, io_timeout_s: float = 0.02) -> None:

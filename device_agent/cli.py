@@ -45,8 +45,8 @@ def run(config: Path = CONFIG) -> None:
         signal.signal(sig, lambda *_: runtime.stop.set())
     runtime.run()
     c = runtime.pump.counters
-    typer.echo(f"spooled {c.spooled_events} events, published {c.published_events}, "
-               f"acknowledged {c.acked_events}")
+    typer.echo(f"polled {c.spooled_readings} readings into {c.spooled_events} events; "
+               f"published {c.published_events} events, acknowledged {c.acked_events}")
 
 
 @app.command()

@@ -1,3 +1,3 @@
-from motus.cli import main
+from motus.entry import main
 
 main()

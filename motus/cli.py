@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from api.cli import app as api_app
+from bench.cli import app as bench_app
 from broker_config.cli import app as broker_app
 from device_agent.cli import app as agent_app
 from ingest.cli import app as ingest_app
@@ -29,6 +30,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(api_app, name="api")
 app.add_typer(sim_app, name="sim")
+app.add_typer(bench_app, name="bench")
 app.command()(demo)
 
 

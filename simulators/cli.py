@@ -66,7 +66,8 @@ def elm327(
     from simulators.elm327_emulator import Elm327Emulator, PtyElm327, Quirks
 
     car = _vehicle(cycle, speedup, lat, lon, electric)
-    emulator = Elm327Emulator([EmulatedEcu(values=car.values, vin=vin, dtcs=list(dtc))], protocol=protocol,
+    ecu = EmulatedEcu(values=car.obd_values, vin=vin, dtcs=list(dtc))
+    emulator = Elm327Emulator([ecu], protocol=protocol,
                               quirks=Quirks(echo_stuck=echo_stuck, reply_delay_s=delay_ms / 1000))
     stop = _wait_for_signal()
     with PtyElm327(emulator) as pty:

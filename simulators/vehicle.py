@@ -146,6 +146,29 @@ class SimulatedVehicle:
                           Location(latitude=round(s.latitude, 7), longitude=round(s.longitude, 7), hdop=0.9)))
         return readings
 
+    def obd_values(self) -> dict[str, float]:
+        """``values`` plus what an engine ECU also reports over OBD-II (SAE J1979 mode 01),
+        derived from the same state: intake air, throttle, air flow, manifold pressure, ..."""
+        s = self.state
+        values = self.values()
+        if self.electric:
+            return values
+        load = s.engine_load_pct
+        return values | {
+            "obdIntakeTemp": round(s.ambient_c + 8.0, 1),
+            "powertrainCombustionEngineTPS": round(min(100.0, 12.0 + load * 0.5), 1),
+            "powertrainCombustionEngineMAF": round(s.rpm * load / 100 * 0.02, 2),
+            "obdRunTime": float(int(s.elapsed_s)),
+            "obdBarometricPressure": 101.0,
+            "obdMAP": round(min(255.0, 28.0 + load * 0.7), 1),
+            "obdShortTermFuelTrim1": 1.6,
+            "obdLongTermFuelTrim1": -2.3,
+            "obdFuelPressure": 351.0,
+            "obdCommandedEGR": 10.2,
+            "obdCommandedEVAP": 4.7,
+            "obdWarmupsSinceDTCClear": 12.0,
+        }
+
     def values(self) -> dict[str, float]:
         """The numeric signals of the current state, by catalog name (what ECUs would report)."""
         s = self.state
@@ -189,3 +212,7 @@ class LiveVehicle:
     def values(self) -> dict[str, float]:
         self.advance()
         return self.vehicle.values()
+
+    def obd_values(self) -> dict[str, float]:
+        self.advance()
+        return self.vehicle.obd_values()
