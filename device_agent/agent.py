@@ -112,6 +112,8 @@ class Pump:
         self._last_handed = 0  # highest spool row id handed to the link
         self._paused_until = 0.0
         self.counters = PumpCounters()
+        #: Set (by any thread) when the retained status should be published again.
+        self.status_changed = threading.Event()
 
     def flush_readings(self) -> None:
         """Sign and spool whatever readings are waiting (also called on shutdown)."""
@@ -128,6 +130,9 @@ class Pump:
             self.flush_readings()
             self._next_flush = self._monotonic() + self.event_interval_s
         self.link.service(io_timeout_s)
+        if self.status_changed.is_set() and self.link.connected:
+            self.status_changed.clear()
+            self.link.publish_status()
         self._settle_acks()
         if self.link.connected and self._monotonic() >= self._paused_until:
             self._hand_over()

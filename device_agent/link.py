@@ -76,8 +76,14 @@ class BrokerLink:
         self.connected = True
         self._backoff.reset()
         self.last_error = ""
-        self._client.publish(self.status_topic, status_payload(True, **self._status()), qos=1, retain=True)
+        self.publish_status()
         log.info("connected to %s", self.endpoint.describe())
+
+    def publish_status(self) -> None:
+        """The retained online status with the current details (boot, VIN once read)."""
+        if self.connected:
+            payload = status_payload(True, **self._status())
+            self._client.publish(self.status_topic, payload, qos=1, retain=True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._closing:

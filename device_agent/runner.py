@@ -37,10 +37,12 @@ def new_boot_id() -> str:
 class VehicleIdentity:
     configured_vin: str | None
     read_vin: str | None = None
+    changed: threading.Event = field(default_factory=threading.Event)
 
     def seen(self, vin: str) -> None:
         if self.read_vin != vin:
             self.read_vin = vin
+            self.changed.set()
             if self.configured_vin and vin != self.configured_vin:
                 log.warning("the car reports VIN %s, but this device is paired with %s",
                             vin, self.configured_vin)
@@ -100,6 +102,7 @@ def build_agent(config: AgentFile) -> AgentRuntime:
                       backoff=Backoff(publish.backoff_initial_s, publish.backoff_max_s), status=status)
     pump = Pump(spool=spool, link=link, builder=builder, readings=readings,
                 event_interval_s=publish.event_interval_s, window=publish.window)
+    pump.status_changed = vehicle.changed
     sources = make_sources(config, readings, DurableSink(builder, spool), vehicle)
     log.info("device %s boot %s: sources %s; spool %s", config.device.id, boot_id,
              ", ".join(s.name for s in sources), config.spool.path)

@@ -42,7 +42,7 @@ def replace_value(reading: SignalReading, value: float | Location) -> SignalRead
     return SignalReading(name=reading.name, timestamp=reading.timestamp, value=value)
 
 
-def _value(readings: list[SignalReading], name: str) -> float | Location:
+def _value(readings: list[SignalReading], name: str) -> float | str | Location:
     return next(r.value for r in readings if r.name == name)
 
 

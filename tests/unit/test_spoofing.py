@@ -3,6 +3,7 @@
 import itertools
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def haversine_km(a: Location, b: Location) -> float:
     return 2 * 6371.0088 * math.asin(math.sqrt(h))
 
 
-def series(scenario: Scenario, boot: str | None = None) -> list[dict]:
+def series(scenario: Scenario, boot: str | None = None) -> list[dict[str, Any]]:
     """Per event: time and the values of its readings, checked as the ingest checks them."""
     out = []
     for car, topic, payload in scenario.events:
@@ -60,7 +61,7 @@ def test_replayed_trip_repeats_an_earlier_day_value_for_value(spoofs):
 def test_clone_is_one_device_in_two_places_at_once(spoofs):
     rows = series(spoofs["cloned_device"])
     assert len({r["device"] for r in rows}) == 1 and len({r["boot"] for r in rows}) == 2
-    by_time: dict = {}
+    by_time: dict[datetime, list[Location]] = {}
     for r in rows:
         by_time.setdefault(r["time"], []).append(r["currentLocationCoordinates"])
     apart = [haversine_km(*places) for places in by_time.values() if len(places) == 2]

@@ -1,0 +1,81 @@
+"""A car through the real agent: an ELM327 emulator and a GPS receiver on ptys, `motus agent run`
+reading them, the broker, the ingest and the database."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from protocol.envelope import Location
+from simulators.drive_cycles import drive_cycle
+from simulators.ecu import EmulatedEcu
+from simulators.elm327_emulator import Elm327Emulator, PtyElm327
+from simulators.nmea import PtyNmea, sentences
+from simulators.vehicle import LiveVehicle, SimulatedVehicle
+from tests.fixtures.agent import AgentProcess, provision_agent
+from tests.fixtures.helpers import scalar, wait_until
+
+
+def readings_by_name(database_url: str, device_id: str) -> dict[str, int]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT name, count(*) FROM (SELECT name FROM signals_numeric WHERE device_id = %(d)s "
+            "UNION ALL SELECT name FROM signals_text WHERE device_id = %(d)s "
+            "UNION ALL SELECT name FROM signals_location WHERE device_id = %(d)s) s GROUP BY name",
+            {"d": device_id}).fetchall()
+    return {name: count for name, count in rows}
+
+
+def test_elm327_and_gps_readings_reach_the_database(
+        local_stack, database_url, running_ingest, tmp_path: Path):
+    device = provision_agent(local_stack, database_url, tmp_path, "car@test.example")
+    model = SimulatedVehicle(drive_cycle("CADC Urban"), start=Location(latitude=45.46, longitude=9.19),
+                             heading_deg=0, odometer_km=31_000.0)
+    car = LiveVehicle(model, time.monotonic, speedup=10)
+    emulator = Elm327Emulator([EmulatedEcu(values=car.obd_values, vin="JH4KA7561PC008269", dtcs=["P0171"])])
+    receiver = PtyNmea()
+    stop = threading.Event()
+    gps = threading.Thread(target=receiver.feed_from, daemon=True,
+                           args=(lambda: sentences(car.advance(), datetime.now(UTC)), 0.2, stop))
+    with PtyElm327(emulator) as adapter:
+        device.write_config(broker_reachable=True)
+        with device.config.open("a") as config:
+            config.write(f"""
+[sources.elm327]
+port = "{adapter.port}"
+signals = {{ speed = 5, powertrainCombustionEngineSpeed = 5, powertrainTransmissionTravelledDistance = 1 }}
+
+[sources.gps]
+port = "{receiver.port}"
+""")
+        gps.start()
+        agent = AgentProcess(device)
+        try:
+            wanted = {"speed", "powertrainCombustionEngineSpeed", "powertrainTransmissionTravelledDistance",
+                      "obdDTCList", "currentLocationCoordinates", "dimoAftermarketNSAT"}
+
+            def every_source() -> bool:
+                counts = readings_by_name(database_url, device.device_id)
+                return wanted <= {n for n, c in counts.items() if c >= 3 or n == "obdDTCList"}
+
+            wait_until(every_source, 30, "readings from every source")
+        finally:
+            agent.stop()
+            stop.set()
+            gps.join(timeout=5)
+            receiver.close()
+    counts = readings_by_name(database_url, device.device_id)
+    assert counts["speed"] >= counts["powertrainTransmissionTravelledDistance"]
+    dtcs = scalar(database_url, "SELECT value FROM signals_text WHERE device_id = %s AND name = 'obdDTCList' "
+                  "LIMIT 1", (device.device_id,))
+    assert isinstance(dtcs, str) and json.loads(dtcs) == ["P0171"]
+    assert scalar(database_url, "SELECT count(*) FROM quarantine") == 0
+    status = subprocess.run([sys.executable, "-m", "motus", "agent", "status", "--config", str(device.config),
+                             "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(status.stdout)["events"] == 0  # everything sent was acknowledged and deleted
+    assert "ELM327 v1.5 on ISO 15765-4 CAN" in agent.log_text()
