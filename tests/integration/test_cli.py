@@ -21,7 +21,8 @@ def test_help_lists_only_the_commands_that_exist():
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     commands = set(re.findall(r"│ (\w+)\s{2,}", result.output))
-    assert commands == {"signals", "stack", "db", "broker", "device", "ingest", "api", "demo"}
+    assert commands == {"signals", "stack", "db", "broker", "device", "agent", "ingest", "api", "sim",
+                        "bench", "demo"}
 
 
 def test_signals_json_has_the_catalog():
@@ -90,3 +91,25 @@ def test_broker_init_writes_identities_once_and_config_uses_the_given_ports(tmp_
     assert conf.exit_code == 0
     assert "listener 9883 0.0.0.0" in conf.output and "listener 9884 0.0.0.0" in conf.output
     assert f"plugin_opt_config_file {path}" in conf.output
+
+
+def test_motus_agent_loads_only_the_agent():
+    """On the car's small board `motus agent` must not pull in the server side."""
+    probe = ("import sys; sys.argv = ['motus', 'agent', '--help']\n"
+             "from motus.entry import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "heavy = ('fastapi', 'psycopg', 'uvicorn', 'api', 'ingest')\n"
+             "print(sorted(m for m in heavy if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "run" in result.stdout and "status" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_agent_config_errors_are_named(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text('[device]\nid = "mdevice1"\nprivate_key_file = "k"\n[broker]\nhost = "h"\nport = 1\n'
+                      '[sources.elm327]\nport = "/dev/null"\nsignals = { warpFactor = 5 }\n')
+    result = subprocess.run([sys.executable, "-m", "motus", "agent", "run", "--config", str(config)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "warpFactor" in result.stderr and "catalog" in result.stderr
