@@ -35,6 +35,7 @@ from rich.table import Table
 from broker_config.admin import BrokerAdmin
 from migrations.runner import MigrationError, upgrade
 from motus.binaries import StackError
+from motus.demo_agent import AgentCarOutcome, run_agent_car, stored_readings
 from motus.provisioning import provision_fleet, revoke
 from motus.stack import LocalStack, StackInfo, free_port
 from protocol.endpoint import MqttEndpoint
@@ -43,6 +44,7 @@ from simulators.hostile import hostile_messages
 
 console = Console()
 WAIT_TIMEOUT_S = 120.0
+AGENT_CAR_SECONDS = 8.0
 
 
 def _register(info: StackInfo, cars: list[SimCar], tag: str) -> list[UUID]:
@@ -192,6 +194,9 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
         publisher.close()
         console.print(f"published over MQTT/TLS {published} signed events ({readings} readings) "
                       f"from {car_count} cars, 1 replayed event and {len(hostile)} hostile messages")
+        with console.status(f"the agent car: `motus agent run` reading an ELM327 and a GPS for "
+                            f"{AGENT_CAR_SECONDS:g} s"):
+            agent_car = run_agent_car(info, workdir, AGENT_CAR_SECONDS, tag)
 
         device_ids = [car.device_id for car in fleet]
         expected_rejects = Counter(m.reason for m in hostile) + Counter({"replayed": 1})
@@ -204,14 +209,32 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
                     break
                 time.sleep(0.2)
         latency = (datetime.now(UTC) - started).total_seconds()
+        agent_deadline = time.monotonic() + WAIT_TIMEOUT_S
+        while True:
+            agent_car.readings_by_name = stored_readings(info.database_url, agent_car.device_id)
+            if agent_car.ok or time.monotonic() > agent_deadline:
+                break
+            time.sleep(0.2)
         duplicates = _ingest_counter(metrics_port, "motus_ingest_duplicate_events_total")
         latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest")
         revocation = _revoke_live(info, fleet[-1])
     _report(published, stored, duplicates, rejected, expected_rejects, latency, latest, fleet[0])
+    _report_agent_car(agent_car)
     _report_access(intruders, revocation)
     refused_all = all(said for _, said in [*intruders, *revocation])
-    if stored != published or rejected != expected_rejects or duplicates != 0 or not refused_all:
+    if (stored != published or rejected != expected_rejects or duplicates != 0 or not refused_all
+            or not agent_car.ok):
         raise typer.Exit(1)
+
+
+def _report_agent_car(outcome: AgentCarOutcome) -> None:
+    table = Table(title=f"the agent car (device {outcome.device_id}): {outcome.adapter_line}")
+    table.add_column("signal stored", no_wrap=True)
+    table.add_column("readings", justify="right")
+    for name, count in sorted(outcome.readings_by_name.items()):
+        table.add_row(name, str(count))
+    table.add_row("[dim]left in the agent's spool[/dim]", str(outcome.left_in_spool))
+    console.print(table)
 
 
 def _revoke_live(info: StackInfo, car: SimCar) -> list[tuple[str, str]]:
