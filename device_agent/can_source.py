@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import can
 
-from device_agent.agent import ReadingQueue, utc_now
+from device_agent.agent import ReadingQueue
 from device_agent.backoff import Backoff
 from device_agent.can_obd import CanObdClient
 from device_agent.dbc import DbcDecoder
 from device_agent.errors import AdapterError
-from device_agent.obd import DTC_LIST_SIGNAL, dtc_list_value
-from device_agent.polling import ObdPlan, PollSchedule
-from protocol.envelope import SignalReading
+from device_agent.obd_poller import emit, poll_car
+from device_agent.polling import ObdPlan
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class CanSource:
             return
         values = self.decoder.decode(msg.arbitration_id, bytes(msg.data), self.clock())
         if values:
-            self._emit(values)
+            emit(self.readings, values)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -88,29 +87,5 @@ class CanSource:
         assert self.plan is not None
         client.discover()
         self.backoff.reset()
-        vin = client.read_vin()
-        if vin:
-            self.on_vin(vin)
-        wanted = set(self.plan.rates_hz)
-        rates = {p: r for p, r in self.plan.pid_rates().items() if p in client.supported_pids}
-        schedule = PollSchedule(rates, self.clock())
-        next_dtc = self.clock()
-        while not stop.is_set():
-            now = self.clock()
-            if now >= next_dtc:
-                codes = client.read_dtcs()
-                if codes is not None:
-                    self._emit([(DTC_LIST_SIGNAL, dtc_list_value(codes))])
-                next_dtc = now + self.plan.dtc_interval_s
-            pid = schedule.pop_due(now)
-            if pid is None:
-                due = schedule.next_due()
-                stop.wait(max(0.0, min(next_dtc, due if due is not None else next_dtc) - self.clock()))
-                continue
-            values = client.read_mode01(pid, wanted)
-            if values:
-                self._emit([(v.name, v.value) for v in values])
-
-    def _emit(self, values: Sequence[tuple[str, float | str]]) -> None:
-        at = utc_now()
-        self.readings.put([SignalReading(name=n, timestamp=at, value=v) for n, v in values])
+        poll_car(client, client.supported_pids, self.plan, self.readings, stop, clock=self.clock,
+                 on_vin=self.on_vin)

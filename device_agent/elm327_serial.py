@@ -8,18 +8,17 @@ import logging
 import termios
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import serial
 
-from device_agent.agent import ReadingQueue, utc_now
+from device_agent.agent import ReadingQueue
 from device_agent.backoff import Backoff
 from device_agent.elm327 import ReplyFramer, encode_command
 from device_agent.elm327_client import Elm327Client
 from device_agent.errors import AdapterError
-from device_agent.obd import DTC_LIST_SIGNAL, dtc_list_value
-from device_agent.polling import ObdPlan, PollSchedule
-from protocol.envelope import SignalReading
+from device_agent.obd_poller import poll_car
+from device_agent.polling import ObdPlan
 
 log = logging.getLogger(__name__)
 
@@ -129,41 +128,5 @@ class ElmSource:
         info = client.initialise()
         self.sessions += 1
         self.backoff.reset()
-        vin = client.read_vin()
-        if vin:
-            self.on_vin(vin)
-        wanted = set(self.plan.rates_hz)
-        pid_rates = self.plan.pid_rates()
-        unsupported = sorted(pid for pid in pid_rates if pid not in info.supported_pids)
-        if unsupported:
-            log.warning("the car does not support PIDs %s; not polling them",
-                        " ".join(f"{p:02X}" for p in unsupported))
-        polled = {p: r for p, r in pid_rates.items() if p in info.supported_pids}
-        schedule = PollSchedule(polled, self.clock())
-        next_dtc = self.clock()
-        no_data: dict[int, int] = {}
-        while not stop.is_set():
-            now = self.clock()
-            if now >= next_dtc:
-                codes = client.read_dtcs()
-                if codes is not None:
-                    self._emit([(DTC_LIST_SIGNAL, dtc_list_value(codes))])
-                next_dtc = now + self.plan.dtc_interval_s
-            pid = schedule.pop_due(now)
-            if pid is None:
-                due = schedule.next_due()
-                stop.wait(max(0.0, min(next_dtc, due if due is not None else next_dtc) - self.clock()))
-                continue
-            values = client.read_mode01(pid, wanted)
-            if values is None:
-                no_data[pid] = no_data.get(pid, 0) + 1
-                if no_data[pid] >= 5:  # advertised but never answered: a common clone/ECU quirk
-                    log.warning("PID %02X answered NO DATA 5 times; not polling it", pid)
-                    schedule.drop(pid)
-                continue
-            no_data.pop(pid, None)
-            self._emit([(v.name, v.value) for v in values])
-
-    def _emit(self, values: Sequence[tuple[str, float | str]]) -> None:
-        at = utc_now()
-        self.readings.put([SignalReading(name=name, timestamp=at, value=value) for name, value in values])
+        poll_car(client, info.supported_pids, self.plan, self.readings, stop, clock=self.clock,
+                 on_vin=self.on_vin)

@@ -9,8 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-
+from motus.demo_agent import stored_readings
 from protocol.envelope import Location
 from simulators.drive_cycles import drive_cycle
 from simulators.ecu import EmulatedEcu
@@ -19,16 +18,6 @@ from simulators.nmea import PtyNmea, sentences
 from simulators.vehicle import LiveVehicle, SimulatedVehicle
 from tests.fixtures.agent import AgentProcess, provision_agent
 from tests.fixtures.helpers import scalar, wait_until
-
-
-def readings_by_name(database_url: str, device_id: str) -> dict[str, int]:
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT name, count(*) FROM (SELECT name FROM signals_numeric WHERE device_id = %(d)s "
-            "UNION ALL SELECT name FROM signals_text WHERE device_id = %(d)s "
-            "UNION ALL SELECT name FROM signals_location WHERE device_id = %(d)s) s GROUP BY name",
-            {"d": device_id}).fetchall()
-    return {name: count for name, count in rows}
 
 
 def test_elm327_and_gps_readings_reach_the_database(
@@ -60,7 +49,7 @@ port = "{receiver.port}"
                       "obdDTCList", "currentLocationCoordinates", "dimoAftermarketNSAT"}
 
             def every_source() -> bool:
-                counts = readings_by_name(database_url, device.device_id)
+                counts = stored_readings(database_url, device.device_id)
                 return wanted <= {n for n, c in counts.items() if c >= 3 or n == "obdDTCList"}
 
             wait_until(every_source, 30, "readings from every source")
@@ -69,7 +58,7 @@ port = "{receiver.port}"
             stop.set()
             gps.join(timeout=5)
             receiver.close()
-    counts = readings_by_name(database_url, device.device_id)
+    counts = stored_readings(database_url, device.device_id)
     assert counts["speed"] >= counts["powertrainTransmissionTravelledDistance"]
     dtcs = scalar(database_url, "SELECT value FROM signals_text WHERE device_id = %s AND name = 'obdDTCList' "
                   "LIMIT 1", (device.device_id,))
