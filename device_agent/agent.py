@@ -36,7 +36,6 @@ class ReadingQueue:
 
     def __init__(self, max_batches: int = 10_000) -> None:
         self._queue: queue.Queue[Sequence[SignalReading]] = queue.Queue(max_batches)
-        self.dropped = 0
 
     def put(self, readings: Sequence[SignalReading]) -> None:
         if not readings:
@@ -47,7 +46,8 @@ class ReadingQueue:
                 return
             except queue.Full:
                 with contextlib.suppress(queue.Empty):
-                    self.dropped += len(self._queue.get_nowait())
+                    dropped = len(self._queue.get_nowait())
+                    log.warning("readings wait too long for the spool: dropped the oldest %d", dropped)
 
     def take_all(self) -> list[SignalReading]:
         out: list[SignalReading] = []
@@ -94,6 +94,7 @@ class Pump:
         readings: ReadingQueue,
         event_interval_s: float = 1.0,
         window: int = 500,
+        status_changed: threading.Event | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -113,7 +114,7 @@ class Pump:
         self._paused_until = 0.0
         self.counters = PumpCounters()
         #: Set (by any thread) when the retained status should be published again.
-        self.status_changed = threading.Event()
+        self.status_changed = status_changed or threading.Event()
 
     def flush_readings(self) -> None:
         """Sign and spool whatever readings are waiting (also called on shutdown)."""
@@ -168,10 +169,6 @@ class Pump:
             self._inflight_rows.add(event.row_id)
             self._last_handed = event.row_id
             self.counters.published_events += 1
-
-    @property
-    def inflight(self) -> int:
-        return len(self._inflight)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -3,8 +3,12 @@ come back in one synchronized wave ("equal jitter", half fixed and half random).
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,3 +25,9 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
+
+    def wait_after(self, what: str, error: Exception, stop: threading.Event) -> None:
+        """Log why ``what`` failed, then wait the next delay (or until ``stop``)."""
+        delay = self.next_delay()
+        log.warning("%s: %s; retrying in %.1f s", what, error, delay)
+        stop.wait(delay)

@@ -43,7 +43,6 @@ class CanSource:
         self.on_vin = on_vin
         self.backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
         self.clock = clock
-        self.last_error = ""
 
     def _on_frame(self, msg: can.Message) -> None:
         assert self.decoder is not None
@@ -58,7 +57,7 @@ class CanSource:
             try:
                 bus = self.open_bus()
             except (can.CanError, OSError, ValueError) as exc:
-                self._failed(AdapterError(f"cannot open the CAN interface: {exc}"), stop)
+                self.backoff.wait_after("CAN", AdapterError(f"cannot open the CAN interface: {exc}"), stop)
                 continue
             notifier = can.Notifier(bus, [], timeout=0.1)
             client = CanObdClient(bus, notifier) if self.plan else None
@@ -70,18 +69,12 @@ class CanSource:
                 else:
                     stop.wait()
             except AdapterError as exc:
-                self._failed(exc, stop)
+                self.backoff.wait_after("CAN", exc, stop)
             finally:
                 if client is not None:
                     client.close()
                 notifier.stop()
                 bus.shutdown()
-
-    def _failed(self, exc: AdapterError, stop: threading.Event) -> None:
-        self.last_error = str(exc)
-        delay = self.backoff.next_delay()
-        log.warning("CAN: %s; retrying in %.1f s", exc, delay)
-        stop.wait(delay)
 
     def _poll(self, client: CanObdClient, stop: threading.Event) -> None:
         assert self.plan is not None

@@ -46,7 +46,8 @@ def run(config: Path = CONFIG) -> None:
     runtime.run()
     c = runtime.pump.counters
     typer.echo(f"polled {c.spooled_readings} readings into {c.spooled_events} events; "
-               f"published {c.published_events} events, acknowledged {c.acked_events}")
+               f"published {c.published_events} events, acknowledged {c.acked_events}, "
+               f"refused {c.refused_events}")
 
 
 @app.command()

@@ -113,7 +113,7 @@ def interpret(command: str, raw: str) -> Reply:
     if lines == ["?"]:
         return Reply(command, ReplyKind.UNKNOWN_COMMAND, tuple(lines))
     for needle, kind in _ERRORS:
-        if needle in upper and not (kind is ReplyKind.BUS_ERROR and _is_data(lines)):
+        if needle in upper:
             return Reply(command, kind, tuple(lines))
     if command.upper().startswith("AT"):
         if lines and all(line.upper() == "OK" for line in lines):
@@ -122,10 +122,6 @@ def interpret(command: str, raw: str) -> Reply:
     if not lines:
         return Reply(command, ReplyKind.NO_DATA, ())
     return Reply(command, ReplyKind.DATA, tuple(lines))
-
-
-def _is_data(lines: list[str]) -> bool:
-    return bool(lines) and all(_HEX_LINE.fullmatch(_FRAME_INDEX.sub("", line)) for line in lines)
 
 
 @dataclass(frozen=True, slots=True)

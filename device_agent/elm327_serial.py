@@ -102,27 +102,20 @@ class ElmSource:
         self.backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
         self.clock = clock
         self.sessions = 0
-        self.last_error = ""
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 transport = self.open_transport()
             except AdapterError as exc:
-                self._failed(exc, stop)
+                self.backoff.wait_after("ELM327", exc, stop)
                 continue
             try:
                 self._session(Elm327Client(transport), stop)
             except AdapterError as exc:
-                self._failed(exc, stop)
+                self.backoff.wait_after("ELM327", exc, stop)
             finally:
                 transport.close()
-
-    def _failed(self, exc: AdapterError, stop: threading.Event) -> None:
-        self.last_error = str(exc)
-        delay = self.backoff.next_delay()
-        log.warning("ELM327: %s; retrying in %.1f s", exc, delay)
-        stop.wait(delay)
 
     def _session(self, client: Elm327Client, stop: threading.Event) -> None:
         info = client.initialise()

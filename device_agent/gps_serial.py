@@ -25,7 +25,6 @@ class GpsSource:
         self.readings = readings
         self.decoder = decoder or NmeaDecoder()
         self.backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
-        self.last_error = ""
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -37,7 +36,4 @@ class GpsSource:
                         if line:
                             self.readings.put(self.decoder.feed(line.decode("ascii", errors="replace")))
             except PORT_ERRORS as exc:
-                self.last_error = f"GPS receiver on {self.port}: {exc}"
-                delay = self.backoff.next_delay()
-                log.warning("%s; retrying in %.1f s", self.last_error, delay)
-                stop.wait(delay)
+                self.backoff.wait_after(f"GPS receiver on {self.port}", exc, stop)

@@ -63,19 +63,16 @@ class BrokerLink:
         self._acks_lock = threading.Lock()
         self._socket_open = False
         self.connected = False
-        self.last_error = ""
         self._next_attempt = 0.0
         self._closing = False
 
     # paho callbacks (called from service(), in this thread)
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if getattr(reason, "is_failure", False):
-            self.last_error = f"broker refused the connection: {reason}"
-            log.warning("%s", self.last_error)
+            log.warning("broker refused the connection: %s", reason)
             return
         self.connected = True
         self._backoff.reset()
-        self.last_error = ""
         self.publish_status()
         log.info("connected to %s", self.endpoint.describe())
 
@@ -92,7 +89,6 @@ class BrokerLink:
             log.warning("disconnected from %s: %s", self.endpoint.describe(), reason)
         self.connected = False
         self._socket_open = False
-        self.last_error = str(reason)
         self._schedule_retry()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
@@ -115,8 +111,7 @@ class BrokerLink:
                 self._client.connect(self.endpoint.host, self.endpoint.port, keepalive=30)
                 self._socket_open = True
             except (OSError, ValueError) as exc:
-                self.last_error = f"cannot reach {self.endpoint.describe()}: {exc}"
-                log.warning("%s", self.last_error)
+                log.warning("cannot reach %s: %s", self.endpoint.describe(), exc)
                 self._schedule_retry()
                 return
         rc = self._client.loop(timeout=timeout_s)
@@ -124,7 +119,7 @@ class BrokerLink:
             # loop() reports a lost connection without always calling on_disconnect.
             self.connected = False
             self._socket_open = False
-            self.last_error = mqtt.error_string(rc)
+            log.warning("lost %s: %s", self.endpoint.describe(), mqtt.error_string(rc))
             self._schedule_retry()
 
     def publish(self, topic: str, payload: bytes) -> int:

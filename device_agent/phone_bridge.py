@@ -16,7 +16,6 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
@@ -103,14 +102,3 @@ class BridgeServer:
         stop.wait()
         self.server.should_exit = True
         thread.join(timeout=5)
-
-    @property
-    def started(self) -> bool:
-        return bool(self.server.started)
-
-    def bound_port(self) -> int | None:
-        servers: Any = getattr(self.server, "servers", [])
-        for server in servers:
-            for sock in server.sockets:
-                return int(sock.getsockname()[1])
-        return None

@@ -101,8 +101,8 @@ def build_agent(config: AgentFile) -> AgentRuntime:
     link = BrokerLink(config.broker, config.device.id,
                       backoff=Backoff(publish.backoff_initial_s, publish.backoff_max_s), status=status)
     pump = Pump(spool=spool, link=link, builder=builder, readings=readings,
-                event_interval_s=publish.event_interval_s, window=publish.window)
-    pump.status_changed = vehicle.changed
+                event_interval_s=publish.event_interval_s, window=publish.window,
+                status_changed=vehicle.changed)
     sources = make_sources(config, readings, DurableSink(builder, spool), vehicle)
     log.info("device %s boot %s: sources %s; spool %s", config.device.id, boot_id,
              ", ".join(s.name for s in sources), config.spool.path)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from protocol.envelope import Location, SignalReading, build_event
+from protocol.envelope import Location, SignalReading, build_event, parse_json_object, validate_event
 from protocol.signing import sign_event
 from simulators.drive_cycles import CAR_CYCLES, drive_cycle
 from simulators.fleet import CITIES, SimCar, encode, make_fleet
@@ -184,6 +184,4 @@ SPOOFS: dict[str, Callable[[datetime], Scenario]] = {
 
 
 def _readings(payload: bytes) -> list[SignalReading]:
-    from protocol.envelope import parse_json_object, validate_event
-
     return list(validate_event(parse_json_object(payload)).data.signals)
