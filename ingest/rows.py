@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +33,11 @@ class ReadingRows:
     @property
     def count(self) -> int:
         return len(self.numeric) + len(self.text) + len(self.location)
+
+    def numeric_hours(self) -> list[datetime]:
+        """The UTC hours the numeric readings fall in (what their rollups must recompute)."""
+        stamps = {row[0] for row in self.numeric}  # readings of one event share a few stamps
+        return sorted({ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for ts in stamps})
 
     def latest_rows(self) -> list[LatestRow]:
         """Sorted by key so concurrent writers lock rows in one order (no deadlocks)."""

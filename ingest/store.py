@@ -75,6 +75,7 @@ class TelemetryStore:
             replays = tuple(_replayed(a) for a in stored_before if not a.redelivered)
             rows = reading_rows(fresh)
             self._copy_readings(rows)
+            self._invalidate_rollups(rows)
             self._upsert_latest(rows)
             self._quarantine([*rejected, *replays])
         return BatchResult(
@@ -127,6 +128,13 @@ class TelemetryStore:
                 if table_rows:
                     _copy_binary(cur, f"{table} ({key_columns}, {value_columns})",
                                  [*key_types, *value_types], table_rows)
+
+    def _invalidate_rollups(self, rows: ReadingRows) -> None:
+        """Mark the hours this batch adds numeric readings to (motus_refresh_rollups)."""
+        hours = rows.numeric_hours()
+        if hours:
+            self.conn.execute(
+                "INSERT INTO rollup_invalidations (hour) SELECT unnest(%s::timestamptz[])", (hours,))
 
     def _upsert_latest(self, rows: ReadingRows) -> None:
         latest = rows.latest_rows()

@@ -9,6 +9,7 @@ from bench.cli import app as bench_app
 from broker_config.cli import app as broker_app
 from device_agent.cli import app as agent_app
 from ingest.cli import app as ingest_app
+from ingest.movement_cli import app as movement_app
 from migrations.cli import app as db_app
 from motus.demo import demo
 from motus.device_cli import app as device_app
@@ -28,6 +29,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(device_app, name="device")
 app.add_typer(agent_app, name="agent")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(movement_app, name="movement")
 app.add_typer(api_app, name="api")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")

@@ -97,10 +97,16 @@ class SimulatedVehicle:
         ambient_c: float = 14.0,
         seed: int = 0,
         electric: bool = False,
+        speed_noise_kmh: float = 0.0,
     ) -> None:
         self.profile = profile
         self.electric = electric
         self._rng = random.Random(seed)
+        # A driver follows a cycle's trace within a tolerance (UN ECE R154 allows +-2 km/h);
+        # the error wanders smoothly. Zero: the profile exactly.
+        self.speed_noise_kmh = speed_noise_kmh
+        self._noise_rng = random.Random(seed ^ 0x5EED)
+        self._speed_error = 0.0
         self.state = VehicleState(
             elapsed_s=0.0, speed_kmh=profile[0] if profile else 0.0, odometer_km=odometer_km,
             latitude=start.latitude, longitude=start.longitude, heading_deg=heading_deg,
@@ -108,10 +114,17 @@ class SimulatedVehicle:
             battery_v=14.1, engine_load_pct=20.0,
         )
 
+    def _driven(self, target_kmh: float) -> float:
+        if not self.speed_noise_kmh or target_kmh <= 0:
+            return target_kmh
+        bound = self.speed_noise_kmh
+        self._speed_error = max(-bound, min(bound, self._speed_error + self._noise_rng.gauss(0, bound / 4)))
+        return max(target_kmh / 2, target_kmh + self._speed_error)
+
     def step(self, dt_s: float = 1.0) -> VehicleState:
         s = self.state
         index = min(int(s.elapsed_s + dt_s), len(self.profile) - 1)
-        speed = self.profile[index]
+        speed = self._driven(self.profile[index])
         mean_speed_ms = (s.speed_kmh + speed) / 2 / 3.6
         metres = mean_speed_ms * dt_s
         heading = s.heading_deg
