@@ -24,6 +24,7 @@ from tests.fixtures.scenarios import START, all_scenarios
 pytestmark = pytest.mark.integration
 
 DAY = START.date()
+NOW = START + timedelta(hours=2)
 
 
 def store_scenarios(database_url: str) -> dict[str, set[UUID]]:
@@ -41,7 +42,7 @@ def store_scenarios(database_url: str) -> dict[str, set[UUID]]:
         for scenario in scenarios:
             accepted = []
             for _car, topic, payload in scenario.events:
-                outcome = process_message(topic, payload, directory.lookup, catalog, START + timedelta(hours=2))
+                outcome = process_message(topic, payload, directory.lookup, catalog, NOW)
                 assert isinstance(outcome, Accepted), outcome
                 accepted.append(outcome)
             for first in range(0, len(accepted), 1000):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -30,6 +30,7 @@ from simulators.drive_cycles import CAR_CYCLES
 from simulators.fleet import CITIES
 from simulators.spoofing import Scenario
 from tests.fixtures.scenarios import START, all_scenarios
+
 DAY = START.date()
 
 
