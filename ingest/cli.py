@@ -1,13 +1,15 @@
-"""`motus ingest run`."""
+"""`motus ingest run|rollup`."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import threading
 
+import psycopg
 import typer
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from ingest.consumer import IngestError, IngestWorker
 from ingest.settings import IngestSettings
@@ -17,6 +19,7 @@ app = typer.Typer(help="Ingest telemetry from the broker into the database.", no
 
 @app.command()
 def run(
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes in the shared group."),
     idle_exit: float = typer.Option(
         0, help="Exit after this many seconds without messages (0: run until stopped)."
     ),
@@ -24,11 +27,13 @@ def run(
     """Consume signed events (MOTUS_MQTT_*), verify, dedupe and COPY them (MOTUS_DATABASE_URL)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = IngestSettings()
-    if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port, addr="127.0.0.1")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if workers > 1:
+        raise typer.Exit(_run_supervised(settings, workers, idle_exit or None, stop))
+    if settings.ingest_metrics_port:
+        start_http_server(settings.ingest_metrics_port, addr="127.0.0.1")
     worker = IngestWorker(settings)
     try:
         worker.connect()
@@ -47,3 +52,42 @@ def run(
         f"received {totals.received} events, stored {totals.stored} ({totals.readings} readings), "
         f"duplicates {totals.duplicates}, quarantined {sum(totals.quarantined.values())}"
     )
+
+
+def _run_supervised(settings: IngestSettings, workers: int, idle_exit_s: float | None,
+                    stop: threading.Event) -> int:
+    from ingest.supervisor import Supervisor, metrics_directory
+
+    metrics_dir = metrics_directory()
+    try:
+        if settings.ingest_metrics_port:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+            start_http_server(settings.ingest_metrics_port, addr="127.0.0.1", registry=registry)
+        logging.getLogger("motus.ingest").info(
+            "ingesting from %s:%s with %d workers as %s-w*", settings.mqtt_host, settings.mqtt_port,
+            workers, settings.ingest_client_id,
+        )
+        return Supervisor(workers, idle_exit_s, metrics_dir).run(stop)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@app.command()
+def rollup(
+    include_open: bool = typer.Option(False, help="Also roll up the current, unfinished hour."),
+) -> None:
+    """Recompute the hourly rollups of every hour that received readings (MOTUS_DATABASE_URL).
+
+    Running ingest workers do this every minute for hours that have ended."""
+    try:
+        with psycopg.connect(IngestSettings().database_url) as conn:
+            row = conn.execute(
+                "SELECT motus_refresh_rollups(now() + CASE WHEN %s THEN INTERVAL '1 hour'"
+                " ELSE INTERVAL '0' END)", (include_open,)).fetchone()
+    except psycopg.Error as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"rolled up {row[0] if row else 0} hour(s)")

@@ -28,7 +28,7 @@ from ingest import metrics
 from ingest.pipeline import Accepted, Rejected, StoreReason, process_message
 from ingest.registry import DeviceDirectory
 from ingest.settings import IngestSettings
-from ingest.store import BatchResult, TelemetryStore
+from ingest.store import BatchResult, TelemetryStore, housekeeping
 from protocol.catalog import load_catalog
 from protocol.topics import ALL_TELEMETRY
 
@@ -112,6 +112,7 @@ class IngestWorker:
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos,
                                  bool(message.dup)))
+        metrics.INBOX.inc()
 
     # lifecycle
     def connect(self, timeout_s: float = 30.0) -> None:
@@ -145,9 +146,13 @@ class IngestWorker:
         """Ingest until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
         store = TelemetryStore(self.settings.database_url)
         directory = DeviceDirectory(psycopg.connect(self.settings.database_url))
+        next_housekeeping = time.monotonic()
         try:
             last_message = time.monotonic()
             while not stop.is_set():
+                if time.monotonic() >= next_housekeeping:
+                    self._housekeeping(store)
+                    next_housekeeping = time.monotonic() + self.settings.ingest_housekeeping_seconds
                 batch = self._next_batch()
                 if not batch:
                     if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
@@ -159,6 +164,16 @@ class IngestWorker:
             store.close()  # the connections they hold now, also after a reconnect
             directory.conn.close()
         return self.totals
+
+    def _housekeeping(self, store: TelemetryStore) -> None:
+        try:
+            done = housekeeping(store.conn, self.clock().date())
+        except psycopg.Error as exc:  # the write path waits for the database; this can wait too
+            log.warning("housekeeping skipped: %s", exc)
+            return
+        if done is not None and (done.partitions_created or done.hours_rolled_up or done.partitions_dropped):
+            log.info("housekeeping: %d partitions created, %d hours rolled up, %d partitions dropped",
+                     done.partitions_created, done.hours_rolled_up, done.partitions_dropped)
 
     def _next_batch(self) -> list[Delivery]:
         deadline = time.monotonic() + self.settings.ingest_batch_seconds
@@ -178,8 +193,11 @@ class IngestWorker:
         started = time.perf_counter()
         accepted, rejected = self._verify_until_possible(batch, directory)
         result = self._write_until_committed(store, accepted, rejected)
+        committed_at = self.clock()
         for delivery in batch:
             self._client.ack(delivery.mid, delivery.qos)
+        metrics.INBOX.dec(len(batch))
+        self._observe_lag(accepted, committed_at)
         rejected.extend(result.store_rejects)
         self.totals.add(result, rejected, len(batch))
         metrics.RECEIVED.inc(len(batch))
@@ -192,6 +210,15 @@ class IngestWorker:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         for reject in rejected:
             log.warning("quarantined %s from %s: %s", reject.reason, reject.device_id, reject.detail)
+
+    @staticmethod
+    def _observe_lag(accepted: list[Accepted], committed_at: datetime) -> None:
+        if not accepted:
+            return
+        lags = [(committed_at - a.event.time).total_seconds() for a in accepted]
+        for lag in lags:
+            metrics.COMMIT_LAG_SECONDS.observe(max(0.0, lag))
+        metrics.LAST_BATCH_LAG_SECONDS.set(max(0.0, max(lags)))
 
     def _verify(self, batch: list[Delivery],
                 directory: DeviceDirectory) -> tuple[list[Accepted], list[Rejected]]:

@@ -1,8 +1,13 @@
-"""Prometheus metrics of the ingest."""
+"""Prometheus metrics of the ingest.
+
+With ``motus ingest run --workers N`` each worker process writes its samples to a shared
+directory (prometheus_client's multiprocess mode) and the supervisor serves their sum; gauges
+say how they combine across processes.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECEIVED = Counter("motus_ingest_received_events", "MQTT messages received")
 STORED = Counter("motus_ingest_stored_events", "Events committed to the database")
@@ -16,3 +21,16 @@ BATCH_EVENTS = Histogram(
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
 )
 BATCH_SECONDS = Histogram("motus_ingest_batch_seconds", "Time to verify and commit one batch")
+#: Consumer lag: from the event's own time (the device clock) to its commit.
+COMMIT_LAG_SECONDS = Histogram(
+    "motus_ingest_commit_lag_seconds", "Event time to commit, per stored event",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+)
+LAST_BATCH_LAG_SECONDS = Gauge(
+    "motus_ingest_last_batch_lag_seconds", "Oldest event of the last committed batch, age at commit",
+    multiprocess_mode="livemax",
+)
+INBOX = Gauge(
+    "motus_ingest_inbox_messages", "Messages received from the broker, not yet in a committed batch",
+    multiprocess_mode="livesum",
+)

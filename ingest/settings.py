@@ -28,6 +28,9 @@ class IngestSettings(BaseSettings):
     #: A batch closes at this many events or after this long, whichever comes first.
     ingest_batch_events: int = Field(default=1000, ge=1, le=10000)
     ingest_batch_seconds: float = Field(default=0.2, gt=0, le=10)
+    #: How often one of the workers creates partitions ahead, refreshes the hourly rollups of
+    #: closed hours and drops expired partitions.
+    ingest_housekeeping_seconds: float = Field(default=60.0, gt=0)
     #: Serve Prometheus metrics on this port (0: off).
     ingest_metrics_port: int = 0
 

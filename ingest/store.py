@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -166,6 +166,35 @@ class TelemetryStore:
                 [(r.topic, r.device_id, r.event_id, str(r.reason), r.detail, r.payload)
                  for r in rejected],
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Housekeeping:
+    partitions_created: int
+    hours_rolled_up: int
+    partitions_dropped: int
+
+
+#: Daily partitions are kept ready this many days ahead (and one behind, for late clocks).
+PARTITIONS_AHEAD_DAYS = 7
+
+
+def housekeeping(conn: psycopg.Connection[tuple[object, ...]], today: date) -> Housekeeping | None:
+    """Partitions ahead, rollups of closed hours, expired partitions dropped.
+
+    One ingest worker at a time does it (the others skip, None): a transaction-level advisory
+    lock, so a worker killed while holding it releases it with its connection.
+    """
+    with conn.transaction():
+        got = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('motus_housekeeping'))").fetchone()
+        if not got or not got[0]:
+            return None
+        created = conn.execute("SELECT motus_ensure_daily_partitions(%s, %s)",
+                               (today - timedelta(days=1), today + timedelta(days=PARTITIONS_AHEAD_DAYS))
+                               ).fetchone()
+        rolled = conn.execute("SELECT motus_refresh_rollups()").fetchone()
+        dropped = conn.execute("SELECT motus_drop_expired_partitions()").fetchone()
+    return Housekeeping(*(int(row[0]) if row else 0 for row in (created, rolled, dropped)))  # type: ignore[call-overload]
 
 
 def _replayed(copy: Accepted) -> Rejected:

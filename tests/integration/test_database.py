@@ -135,3 +135,61 @@ def test_events_the_database_refuses_are_quarantined_raw_and_the_rest_stored(dat
     assert sorted(bytes(p) for _, _, p in rows) == sorted(a.payload for a in refused)
     assert {(r, d) for r, d, _ in rows} == {(StoreReason.STORAGE_ERROR, cars[1].device_id)}
     assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 3
+
+
+def test_hourly_rollups_match_the_raw_readings_and_follow_late_data(database_url):
+    cars = make_fleet(2, seed=15, drive_seconds=30)
+    accepted = [a for a in _accepted(database_url, cars, 30) if isinstance(a, Accepted)]
+    store = TelemetryStore(database_url)
+    store.write(accepted[:40], [])
+    raw = ("SELECT vehicle_id, name, date_bin('1 hour', ts, '2000-01-01'), count(*), sum(value),"
+           " min(value), max(value), min(ts), max(ts) FROM signals_numeric GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+    rolled = ("SELECT vehicle_id, name, hour, samples, sum, min, max, first_ts, last_ts"
+              " FROM signals_hourly ORDER BY 1, 2, 3")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM rollup_invalidations").fetchone()[0] >= 1
+        # hours still open are left for later; rolling up to an hour ahead includes them
+        conn.execute("SELECT motus_refresh_rollups(now() - INTERVAL '2 hours')")
+        assert conn.execute(rolled).fetchall() == []
+        assert conn.execute("SELECT motus_refresh_rollups(now() + INTERVAL '1 hour')").fetchone()[0] >= 1
+        first = conn.execute(rolled).fetchall()
+        assert first and first == [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+                                   for row in conn.execute(raw).fetchall()]
+        conn.commit()
+    store.write(accepted[40:], [])  # late readings for hours already rolled up
+    store.close()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SELECT motus_refresh_rollups(now() + INTERVAL '1 hour')")
+        after = conn.execute(rolled).fetchall()
+        assert sum(row[3] for row in after) == conn.execute("SELECT count(*) FROM signals_numeric").fetchone()[0]
+        assert after == [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+                         for row in conn.execute(raw).fetchall()]
+        assert conn.execute("SELECT count(*) FROM rollup_invalidations").fetchone()[0] == 0
+
+
+def test_housekeeping_keeps_partitions_ahead_and_drops_expired_ones(database_url):
+    from ingest.store import PARTITIONS_AHEAD_DAYS, housekeeping
+
+    today = datetime.now(UTC).date()
+    expired = today - timedelta(days=400)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SELECT motus_ensure_daily_partitions(%s, %s)", (expired, expired))
+        conn.commit()
+        done = housekeeping(conn, today + timedelta(days=5))
+        parts = {r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'signals_location'::regclass")}
+    assert done is not None and done.partitions_dropped == 3 and done.partitions_created == 3 * 5
+    assert f"signals_location_{expired:%Y%m%d}" not in parts
+    assert f"signals_location_{today + timedelta(days=5 + PARTITIONS_AHEAD_DAYS):%Y%m%d}" in parts
+    assert f"signals_location_{today - timedelta(days=7):%Y%m%d}" in parts  # inside the retention
+
+
+def test_only_one_worker_does_housekeeping_at_a_time(database_url):
+    from ingest.store import housekeeping
+
+    with psycopg.connect(database_url) as holder, psycopg.connect(database_url) as other:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext('motus_housekeeping'))")
+        assert housekeeping(other, datetime.now(UTC).date()) is None
+        holder.rollback()
+        assert housekeeping(other, datetime.now(UTC).date()) is not None
