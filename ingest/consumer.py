@@ -113,6 +113,7 @@ class IngestWorker:
         self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos,
                                  bool(message.dup)))
         metrics.INBOX.inc()
+        metrics.RECEIVED.inc()
 
     # lifecycle
     def connect(self, timeout_s: float = 30.0) -> None:
@@ -200,7 +201,6 @@ class IngestWorker:
         self._observe_lag(accepted, committed_at)
         rejected.extend(result.store_rejects)
         self.totals.add(result, rejected, len(batch))
-        metrics.RECEIVED.inc(len(batch))
         metrics.STORED.inc(result.events_stored)
         metrics.READINGS.inc(result.readings_stored)
         metrics.DUPLICATES.inc(result.duplicates)

@@ -215,7 +215,7 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
             if agent_car.ok or time.monotonic() > agent_deadline:
                 break
             time.sleep(0.2)
-        duplicates = _ingest_counter(metrics_port, "motus_ingest_duplicate_events_total")
+        duplicates = ingest_metric(metrics_port, "motus_ingest_duplicate_events_total")
         latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest")
         revocation = _revoke_live(info, fleet[-1])
     _report(published, stored, duplicates, rejected, expected_rejects, latency, latest, fleet[0])
@@ -276,7 +276,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def _ingest_counter(port: int, name: str) -> float:
+def ingest_metric(port: int, name: str) -> float:
     """One counter from the ingest's Prometheus endpoint (text exposition format)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():

@@ -217,6 +217,14 @@ class LocalStack:
             self._run_pg("pg_ctl", "-D", str(self.pg_data), "-m", "fast", "-w", "stop")
         self.state_path.unlink(missing_ok=True)
 
+    def restart_postgres(self, pause_s: float = 0.0) -> None:
+        """Stop PostgreSQL (fast shutdown: sessions are cut), wait, start it on the same port:
+        a failover drill for the services using the stack."""
+        port = self._running_pg_port()
+        self._run_pg("pg_ctl", "-D", str(self.pg_data), "-m", "fast", "-w", "stop")
+        time.sleep(pause_s)
+        self._start_postgres(port)
+
     def destroy(self) -> None:
         """Stop everything and delete the directory."""
         self.down()

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.envelope import SignalReading, build_event
-from protocol.limits import MAX_EVENT_BYTES, MAX_SIGNALS_PER_EVENT
+from protocol.limits import MAX_EVENT_BYTES, MAX_READING_AGE, MAX_SIGNALS_PER_EVENT
 from protocol.signing import device_id_for, public_key_bytes, sign_document, sign_event
 from protocol.topics import telemetry_topic
 from simulators.fleet import SimCar, encode
@@ -55,11 +55,15 @@ def hostile_messages(car: SimCar, other: SimCar, now: datetime) -> list[HostileM
     stranger_event = build_event(device_id=stranger_id, boot_id="x", seq=0, time=at,
                                  signals=[SignalReading(name="speed", timestamp=at, value=5)])
     stranger_signed = sign_event(stranger_event, telemetry_topic(stranger_id), stranger)
+    ancient_stamp = (now - MAX_READING_AGE - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     future = now + timedelta(hours=1)
     future_stamp = future.strftime("%Y-%m-%dT%H:%M:%SZ")
     unsigned = dict(good)
     del unsigned["signature"]
     too_many = [{"name": "speed", "timestamp": stamp, "value": 1}] * (MAX_SIGNALS_PER_EVENT + 1)
+
+    def reading(name: str, value: object, timestamp: str = stamp) -> bytes:
+        return encode(_signed(car, at, [{"name": name, "timestamp": timestamp, "value": value}]))
 
     def msg(label: str, payload: bytes, reason: str, sender: SimCar | None = None) -> HostileMessage:
         return HostileMessage(label, sender or car, payload, reason)
@@ -106,4 +110,20 @@ def hostile_messages(car: SimCar, other: SimCar, now: datetime) -> list[HostileM
         msg("from the future", encode(_signed(
             car, at, [{"name": "speed", "timestamp": future_stamp, "value": 5}])),
             "timestamp_out_of_bounds"),
+        msg("empty payload", b"", "malformed_json"),
+        msg("JSON null", b"null", "malformed_json"),
+        msg("nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000, "malformed_json"),
+        msg("infinity (1e999)", encode(good).replace(b'"value":50', b'"value":1e999'), "invalid_envelope"),
+        msg("integer beyond 2^53", encode(good).replace(b'"value":50', b'"value":1152921504606846976'),
+            "invalid_envelope"),
+        msg("older than 90 days", reading("speed", 5, ancient_stamp), "timestamp_out_of_bounds"),
+        msg("string of 5000 characters", reading("vehicleIdentificationNumber", "A" * 5000),
+            "invalid_envelope"),
+        msg("foreign event type", encode({**good, "type": "com.example.other"}), "invalid_envelope"),
+        msg("signature not base64", encode({**good, "signature": "!!!"}), "bad_signature"),
+        msg("signature cut short", encode({**good, "signature": "AAAA"}), "bad_signature"),
+        msg("negative speed", reading("speed", -5), "out_of_range"),
+        msg("no readings", encode(_signed(car, at, [])), "invalid_envelope"),
+        msg("boolean for a number", reading("speed", True), "invalid_envelope"),
+        msg("timestamp without zone", reading("speed", 5, stamp[:-1]), "invalid_envelope"),
     ]

@@ -18,6 +18,7 @@ def test_hostile_messages_are_quarantined_while_good_traffic_lands(
     register(database_url, cars, local_stack)
     now = datetime.now(UTC)
     hostile = hostile_messages(cars[0], cars[1], now)
+    assert len(hostile) >= 30 and len({m.label for m in hostile}) == len(hostile)
     cars_publisher = publisher(local_stack)
     drives = [list(drive_events(car, now - timedelta(seconds=41), 40)) for car in cars]
     # interleave: hostile messages in the middle of the honest streams
