@@ -160,6 +160,7 @@ def test_hourly_rollups_match_the_raw_readings_and_follow_late_data(database_url
     store.close()
     with psycopg.connect(database_url) as conn:
         conn.execute("SELECT motus_refresh_rollups(now() + INTERVAL '1 hour')")
+        conn.commit()
         after = conn.execute(rolled).fetchall()
         assert sum(row[3] for row in after) == scalar(database_url, "SELECT count(*) FROM signals_numeric")
         assert after == [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
