@@ -7,7 +7,6 @@ signature over the canonical form (see ``protocol.signing``). docs/protocol.md i
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime
@@ -23,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from protocol import jcs
 from protocol.errors import EventTooLarge, InvalidEnvelope, MalformedEvent, Reason
 from protocol.limits import (
     MAX_ABS_NUMBER,
@@ -169,11 +169,11 @@ def _reject_constant(name: str) -> Any:
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Duplicate members would let the signed and the stored value differ (RFC 8259 section 4).
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate member {key!r}")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate member {duplicate!r}")
     return out
 
 
@@ -182,7 +182,7 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_EVENT_BYTES:
         raise EventTooLarge(f"event is {len(payload)} bytes, the limit is {MAX_EVENT_BYTES}")
     try:
-        document = json.loads(
+        document = jcs.loads(
             payload.decode("utf-8"),
             parse_constant=_reject_constant,
             object_pairs_hook=_no_duplicate_keys,

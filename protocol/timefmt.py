@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 #: e.g. 2026-11-21T08:30:00Z or 2026-11-21T08:30:00.125Z
 TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z"
 _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 
 
+@lru_cache(maxsize=4096)  # the readings of one event mostly share a handful of stamps
 def parse_timestamp(text: str) -> datetime:
     if not _TIMESTAMP.fullmatch(text):
         raise ValueError(f"timestamp {text!r} is not RFC 3339 UTC like 2026-11-21T08:30:00.125Z")

@@ -2,9 +2,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import rfc8785
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from protocol import jcs
 from protocol.envelope import (
     SignalReading,
     TelemetryEvent,
@@ -166,3 +168,65 @@ def test_event_time_bounds_use_the_given_clock():
         check_readings(event, load_catalog(), now)
     assert caught.value.reason is Reason.TIMESTAMP_OUT_OF_BOUNDS
     check_readings(event, load_catalog(), now - timedelta(days=2))  # 89 days old then: fine
+
+
+# protocol.jcs: the C-speed canonicalizer equals the reference, RFC 8785, byte for byte ------
+
+_json_scalars = (
+    st.none() | st.booleans() | st.text()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0.0, -0.0, 1e-4, 9.999e-5, 1e16, 9.999999999999998e15, 1e21, 5e-324, 0.1 + 0.2])
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda children: (st.lists(children, max_size=5)
+                      | st.dictionaries(st.text(max_size=6), children, max_size=5)),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_json_values)
+def test_fast_canonical_json_equals_the_reference(value):
+    try:
+        expected = bytes(rfc8785.dumps(value))
+    except Exception as exc:  # the reference refuses it (a lone surrogate): so must we
+        with pytest.raises(type(exc)):
+            jcs.dumps(value)
+        return
+    assert jcs.dumps(value) == expected
+
+
+def test_fast_canonical_json_on_what_the_reference_spells_differently_from_python():
+    # RFC 8785 section 3.2.2.3 prints numbers as ECMAScript does; section 3.2.3 sorts keys by
+    # UTF-16 code units (U+E000 sorts after U+10000's surrogates there, before it in Python).
+    for value in ({"\ue000": 1, "\U00010000": 2}, [50.0, -0.0, 1e-7, 1e21, 123456789012345680000.0],
+                  {"s": "\u2028\x7f\x1f\"\\"}):
+        assert jcs.dumps(value) == bytes(rfc8785.dumps(value))
+
+
+@settings(max_examples=600, deadline=None)
+@given(_json_values.filter(lambda v: isinstance(v, dict)), st.booleans())
+def test_documents_parsed_plain_canonicalize_like_the_reference(value, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    document = jcs.loads(text)
+    try:
+        expected = bytes(rfc8785.dumps(document))
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            jcs.dumps(dict(document), plain=isinstance(document, jcs.PlainObject))
+        return
+    assert jcs.dumps(dict(document), plain=isinstance(document, jcs.PlainObject)) == expected
+
+
+def test_a_received_event_is_parsed_plain():
+    from protocol.envelope import parse_json_object
+
+    at = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    event = build_event(device_id="car-1", boot_id="b", seq=1, time=at,
+                        signals=[SignalReading(name="speed", timestamp=at, value=50.0)])
+    document = parse_json_object(encode(sign_event(event, telemetry_topic("car-1"), KEY)))
+    assert isinstance(document, jcs.PlainObject)
+    value = document["data"]["signals"][0]["value"]
+    assert value == 50 and isinstance(value, int)
