@@ -24,7 +24,8 @@ BATCH_SECONDS = Histogram("motus_ingest_batch_seconds", "Time to verify and comm
 #: Consumer lag: from the event's own time (the device clock) to its commit.
 COMMIT_LAG_SECONDS = Histogram(
     "motus_ingest_commit_lag_seconds", "Event time to commit, per stored event",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+    buckets=(0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10, 30, 60,
+             300, 3600, 86400),
 )
 LAST_BATCH_LAG_SECONDS = Gauge(
     "motus_ingest_last_batch_lag_seconds", "Oldest event of the last committed batch, age at commit",

@@ -1,3 +1,4 @@
 from motus.entry import main
 
-main()
+if __name__ == "__main__":  # not when multiprocessing re-imports this module in a child
+    main()

@@ -1,0 +1,401 @@
+"""`motus bench ingest`: the ingest against the goals of its issue, beside its references, in one run.
+
+On a throwaway local stack (real Mosquitto and PostgreSQL):
+
+- ours: fleet processes publish signed events of 20 readings (19 OBD-II values and a GPS fix)
+  as fast as they can over MQTT; `motus ingest run --workers N` consumes them. Signals per
+  second = readings committed / (last commit - first publish). Enough events are prepared for
+  ``seconds`` at the goal rate; the events are signed before the clock starts.
+- p99: the fleet publishes at half the rate reached, each event stamped with its scheduled
+  publish time; the workers' commit-lag histogram (commit time - event time) gives the p99.
+- the ceiling: one Python process binary-COPYing the same rows into the same tables.
+- the naive consumer: a paho callback that verifies each event as ours does, then INSERTs it
+  reading by reading and commits per message.
+- lost and duplicated: events and readings expected against those stored.
+
+Publishers, broker, database and ingest share this machine's cores, which is the main limit.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from bench.agent import BENCH_SIGNALS, bench_stack
+from broker_config.admin import BrokerAdmin
+from migrations.runner import upgrade
+from motus.provisioning import provision_fleet
+from motus.stack import StackInfo, free_port
+from protocol.endpoint import MqttEndpoint
+from protocol.timefmt import format_timestamp
+
+GOALS = {"signals_per_s": 150_000.0, "ratio_to_ceiling": 0.5, "speedup_vs_naive": 20.0, "p99_ms": 1000.0}
+READINGS_PER_EVENT = 20
+CARS = 40
+FLEET_SEED = 4242
+PROCESSES = 2
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetJob:
+    """What one fleet process signs and then publishes: events of ``cars`` (indices into the
+    seeded fleet), event n of the whole fleet going to car n % fleet size."""
+
+    endpoint: MqttEndpoint
+    passwords: dict[int, str]
+    total: int
+    boot: str
+    #: Event n is stamped start + n / rate (and with pace, published then too).
+    start: datetime
+    rate: float
+    pace: bool
+
+
+def _signed_payloads(job: FleetJob, mine: set[int]) -> list[tuple[int, str, bytes]]:
+    from protocol.signing import sign_document, wire_bytes
+    from simulators.fleet import make_fleet
+
+    fleet = make_fleet(CARS, seed=FLEET_SEED, drive_seconds=job.total // CARS + 2)
+    names = BENCH_SIGNALS[: READINGS_PER_EVENT - 1]
+    out = []
+    for n in range(job.total):
+        index = n % CARS
+        if index not in mine:
+            continue
+        car = fleet[index]
+        car.vehicle.step(1.0)
+        values = car.vehicle.obd_values()
+        state = car.vehicle.state
+        stamp = format_timestamp(job.start + timedelta(seconds=n / job.rate))
+        signals: list[dict[str, Any]] = [{"name": name, "timestamp": stamp, "value": values[name]}
+                                         for name in names]
+        signals.append({"name": "currentLocationCoordinates", "timestamp": stamp,
+                        "value": {"latitude": round(state.latitude, 7),
+                                  "longitude": round(state.longitude, 7), "hdop": 0.9}})
+        document = {"specversion": "1.0", "type": "motus.telemetry.v1", "source": car.device_id,
+                    "id": f"{job.boot}:{n // CARS}", "time": stamp, "datacontenttype": "application/json",
+                    "data": {"signals": signals}}
+        out.append((n, car.topic, wire_bytes(sign_document(document, car.topic, car.key))))
+    return out
+
+
+def _fleet_process(job: FleetJob, mine: list[int], ready: Any, go: MpEvent, results: Any) -> None:
+    from simulators.fleet import connect_device, make_fleet
+
+    payloads = _signed_payloads(job, set(mine))
+    fleet = make_fleet(CARS, seed=FLEET_SEED, drive_seconds=1)
+    clients = {}
+    for index in mine:
+        endpoint = job.endpoint.model_copy(update={"username": fleet[index].device_id,
+                                                   "password": job.passwords[index]})
+        clients[index] = connect_device(endpoint, fleet[index].device_id)
+    ready.put(len(payloads))
+    go.wait()
+    began = time.time()
+    max_lag = 0.0
+    infos = []
+    for n, topic, payload in payloads:
+        if job.pace:
+            due = job.start.timestamp() + n / job.rate
+            ahead = due - time.time()
+            if ahead > 0:
+                time.sleep(ahead)
+            else:
+                max_lag = max(max_lag, -ahead)
+        infos.append(clients[n % CARS].publish(topic, payload, qos=1))
+    for info in infos:
+        info.wait_for_publish(120)
+    results.put((len(infos), time.time() - began, max_lag))
+    for client in clients.values():
+        client.disconnect()
+        client.loop_stop()
+
+
+def run_fleet(job: FleetJob) -> tuple[float, float]:
+    """Sign in PROCESSES processes, then publish from all at once; (start time, max lag s)."""
+    context = multiprocessing.get_context("spawn")
+    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    shares = [[i for i in range(CARS) if i % PROCESSES == p] for p in range(PROCESSES)]
+    processes = [context.Process(target=_fleet_process, args=(job, share, ready, go, results))
+                 for share in shares]
+    for process in processes:
+        process.start()
+    _gather(ready, processes, 600)
+    started = time.time()
+    go.set()
+    lags = [lag for _, _, lag in _gather(results, processes, 900)]
+    for process in processes:
+        process.join(timeout=60)
+    return started, max(lags)
+
+
+def _gather(channel: Any, processes: list[Any], timeout_s: float) -> list[Any]:
+    """One message from each process; fail at once if one of them dies instead."""
+    deadline, got = time.time() + timeout_s, []
+    while len(got) < len(processes):
+        try:
+            got.append(channel.get(timeout=0.5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in processes) or time.time() > deadline:
+                for p in processes:
+                    p.kill()
+                raise RuntimeError("a fleet process failed (see above)") from None
+    return got
+
+
+def _count(url: str, query: str, params: tuple[Any, ...] = ()) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(query.encode(), params).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def wait_for_events(url: str, boot: str, expected: int, timeout_s: float = 900) -> float:
+    """Poll until ``expected`` events of ``boot`` are stored; return the time it happened."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if _count(url, "SELECT count(*) FROM telemetry_events WHERE boot_id = %s", (boot,)) >= expected:
+            return time.time()
+        time.sleep(0.05)
+    raise TimeoutError(f"only {_count(url, 'SELECT count(*) FROM telemetry_events')} events stored")
+
+
+def histogram(port: int, name: str) -> list[tuple[float, float]]:
+    """Cumulative (upper bound, count) buckets of one histogram from a Prometheus endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.split()[-1])))
+    return sorted(buckets)
+
+
+def quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float:
+    """The q-quantile of what a histogram observed between two scrapes (linear within a
+    bucket, as Prometheus' histogram_quantile)."""
+    old = dict(before)
+    counts = [(bound, count - old.get(bound, 0.0)) for bound, count in after]
+    total = counts[-1][1]
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, cumulative in counts:
+        if cumulative >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(cumulative - below, 1e-9)
+        lower, below = bound, cumulative
+    return lower
+
+
+def copy_ceiling(url: str, rows_wanted: int) -> float:
+    """Rows per second of one process binary-COPYing stored readings back into the same tables
+    (rows exactly as ingest writes them), in one transaction."""
+    with psycopg.connect(url) as conn:
+        numeric = conn.execute(
+            "SELECT ts, vehicle_id, device_id, name, value FROM signals_numeric LIMIT %s",
+            (rows_wanted * 19 // 20,)).fetchall()
+        location = conn.execute(
+            "SELECT ts, vehicle_id, device_id, name, latitude, longitude, hdop FROM signals_location"
+            " LIMIT %s", (rows_wanted // 20,)).fetchall()
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy("COPY signals_numeric (ts, vehicle_id, device_id, name, value)"
+                          " FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["timestamptz", "uuid", "text", "text", "float8"])
+                for row in numeric:
+                    copy.write_row(row)
+            with cur.copy("COPY signals_location (ts, vehicle_id, device_id, name, latitude, longitude, hdop)"
+                          " FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["timestamptz", "uuid", "text", "text", "float8", "float8", "float4"])
+                for row in location:
+                    copy.write_row(row)
+        return (len(numeric) + len(location)) / (time.perf_counter() - started)
+
+
+class NaiveConsumer:
+    """What most people write first: a paho callback, one INSERT per reading, commit per message."""
+
+    def __init__(self, info: StackInfo, url: str) -> None:
+        from broker_config.client import make_client
+        from ingest.registry import DeviceDirectory
+        from protocol.catalog import load_catalog
+
+        self.conn = psycopg.connect(url)
+        self.directory = DeviceDirectory(psycopg.connect(url))
+        self.catalog = load_catalog()
+        self.errors = 0
+        self.client = make_client(info.ingest_endpoint, "naive-bench")
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_connect = lambda client, *_: client.subscribe(
+            "$share/naive/motus/v1/devices/+/telemetry", qos=1)
+        self.client.connect(info.mqtt_host, info.mqtt_port)
+        self.client.loop_start()
+        subscribed.wait(30)
+
+    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        from ingest.pipeline import Accepted, process_message
+        from protocol.envelope import Location
+
+        outcome = process_message(message.topic, bytes(message.payload), self.directory.lookup,
+                                  self.catalog, datetime.now(UTC))
+        if not isinstance(outcome, Accepted):
+            self.errors += 1
+            return
+        event = outcome.event
+        with self.conn.transaction():
+            self.conn.execute("INSERT INTO telemetry_events (device_id, boot_id, seq, event_time,"
+                              " signal_count) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                              (event.source, event.boot_id, event.seq, event.time, len(event.data.signals)))
+            for r in event.data.signals:
+                if isinstance(r.value, Location):
+                    self.conn.execute(
+                        "INSERT INTO signals_location (ts, vehicle_id, device_id, name, latitude, longitude,"
+                        " hdop) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        (r.timestamp, outcome.vehicle_id, event.source, r.name, r.value.latitude,
+                         r.value.longitude, r.value.hdop))
+                else:
+                    self.conn.execute(
+                        "INSERT INTO signals_numeric (ts, vehicle_id, device_id, name, value)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        (r.timestamp, outcome.vehicle_id, event.source, r.name, r.value))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.conn.close()
+        self.directory.conn.close()
+
+
+def start_ingest(info: StackInfo, workers: int, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **info.env(), "MOTUS_INGEST_METRICS_PORT": str(metrics_port),
+           "MOTUS_INGEST_CLIENT_ID": "bench-ingest", "MOTUS_INGEST_HOUSEKEEPING_SECONDS": "3600"}
+    with log.open("ab") as out:
+        command = [sys.executable, "-m", "motus", "ingest", "run", "--workers", str(workers)]
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while log.read_text(errors="replace").count("ingesting as") < workers:
+        if process.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"ingest did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+    return process
+
+
+def main(seconds: float, workers: int, naive_events: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="motus-bench-ingest-") as tmp:
+        root = Path(tmp)
+        stack, info = bench_stack(root)
+        try:
+            figures = _run(info, root, seconds, workers, naive_events)
+        finally:
+            stack.down()
+    _report(figures)
+    print(json.dumps(figures))
+
+
+def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events: int) -> dict[str, Any]:
+    from simulators.fleet import make_fleet
+
+    url = info.database_url
+    upgrade(url)
+    fleet = make_fleet(CARS, seed=FLEET_SEED, drive_seconds=1)
+    with psycopg.connect(url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
+        provision_fleet(conn, admin, fleet, lambda i: f"bench{i}@motus.example")
+    passwords = {i: car.mqtt_password for i, car in enumerate(fleet) if car.mqtt_password}
+    endpoint = info.device_endpoint(fleet[0].device_id, passwords[0], tls=False)
+    goal_events = int(seconds * GOALS["signals_per_s"] / READINGS_PER_EVENT)
+    metrics_port = free_port()
+    ingest = start_ingest(info, workers, metrics_port, root / "ingest.log")
+    try:
+        # (a) ours, as fast as the fleet can publish
+        console.print(f"signing {goal_events} events of {READINGS_PER_EVENT} readings ...")
+        flood_start = datetime.now(UTC) - timedelta(seconds=goal_events / CARS + 60)
+        flood = FleetJob(endpoint, passwords, goal_events, "flood", flood_start, rate=float(CARS), pace=False)
+        began, _ = run_fleet(flood)
+        done = wait_for_events(url, "flood", goal_events)
+        events_per_s = goal_events / (done - began)
+        console.print(f"ours: {events_per_s:,.0f} events/s")
+        # p99 at half that rate, events stamped with their publish time
+        half = events_per_s / 2
+        paced_events = int(half * min(seconds, 10))
+        before = histogram(metrics_port, "motus_ingest_commit_lag_seconds")
+        lead = paced_events / 2500 + 10  # signing time, with margin, before the schedule begins
+        paced = FleetJob(endpoint, passwords, paced_events, "paced",
+                         datetime.now(UTC) + timedelta(seconds=lead), rate=half, pace=True)
+        console.print(f"publishing {paced_events} events at {half:,.0f}/s for the latency ...")
+        _, max_lag = run_fleet(paced)
+        wait_for_events(url, "paced", paced_events)
+        time.sleep(1.0)  # the commit of the last batch reaches the metrics
+        after = histogram(metrics_port, "motus_ingest_commit_lag_seconds")
+        p99_ms = quantile(before, after, 0.99) * 1000
+        expected_events = goal_events + paced_events
+        stored_events = _count(url, "SELECT count(*) FROM telemetry_events")
+        stored_readings = (_count(url, "SELECT count(*) FROM signals_numeric")
+                           + _count(url, "SELECT count(*) FROM signals_location"))
+    finally:
+        ingest.send_signal(signal.SIGTERM)
+        ingest.wait(timeout=120)
+    # (c) the naive consumer, alone
+    naive = NaiveConsumer(info, url)
+    try:
+        naive_start = datetime.now(UTC) - timedelta(seconds=naive_events / CARS + 60)
+        naive_job = FleetJob(endpoint, passwords, naive_events, "naive", naive_start, float(CARS), False)
+        began, _ = run_fleet(naive_job)
+        done = wait_for_events(url, "naive", naive_events)
+    finally:
+        naive.close()
+    naive_per_s = naive_events * READINGS_PER_EVENT / (done - began)
+    # (b) the ceiling
+    ceiling = copy_ceiling(url, min(goal_events * READINGS_PER_EVENT, 400_000))
+    signals_per_s = events_per_s * READINGS_PER_EVENT
+    return {
+        "signals_per_s": round(signals_per_s),
+        "copy_ceiling_rows_per_s": round(ceiling),
+        "ratio_to_ceiling": round(signals_per_s / ceiling, 3),
+        "naive_signals_per_s": round(naive_per_s),
+        "speedup_vs_naive": round(signals_per_s / naive_per_s, 1),
+        "lost": expected_events - stored_events,
+        "duplicated": stored_readings - expected_events * READINGS_PER_EVENT,
+        "p99_ms": round(p99_ms, 1),
+        "p99_rate_events_per_s": round(half),
+        "publisher_max_lag_ms": round(max_lag * 1000, 1),
+        "events": expected_events,
+        "readings_per_event": READINGS_PER_EVENT,
+        "workers": workers,
+        "naive_quarantined": naive.errors,
+    }
+
+
+def _report(figures: dict[str, Any]) -> None:
+    table = Table(title="motus bench ingest")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("goal", justify="right")
+    for key, value in figures.items():
+        goal = GOALS.get(key)
+        table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value),
+                      "" if goal is None else (f"<= {goal:,.0f}" if key == "p99_ms" else f">= {goal:,}"))
+    table.add_row("lost, duplicated", "", "0, 0")
+    console.print(table)
