@@ -25,7 +25,7 @@ def agent(
 @app.command()
 def ingest(
     seconds: float = typer.Option(10.0, min=1, help="Events for this long at the goal rate."),
-    workers: int = typer.Option(2, min=1, max=64, help="Ingest worker processes."),
+    workers: int = typer.Option(3, min=1, max=64, help="Ingest worker processes."),
     naive_events: int = typer.Option(2000, min=100, help="Events for the naive consumer."),
 ) -> None:
     """The ingest: signals/s end to end against the binary COPY ceiling and a naive consumer,

@@ -49,6 +49,8 @@ class Delivery:
     mid: int
     qos: int
     dup: bool
+    #: time.monotonic() when it arrived: a batch closes batch_seconds after its oldest message.
+    arrived: float
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ class IngestWorker:
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos,
-                                 bool(message.dup)))
+                                 bool(message.dup), time.monotonic()))
         metrics.INBOX.inc()
         metrics.RECEIVED.inc()
 
@@ -177,9 +179,20 @@ class IngestWorker:
                      done.partitions_created, done.hours_rolled_up, done.partitions_dropped)
 
     def _next_batch(self) -> list[Delivery]:
-        deadline = time.monotonic() + self.settings.ingest_batch_seconds
-        batch: list[Delivery] = []
+        """Up to batch_events messages, closing batch_seconds after the oldest one arrived (not
+        after we started waiting: what queued up while the last batch was written goes now)."""
+        try:
+            first = self._inbox.get(timeout=self.settings.ingest_batch_seconds)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = first.arrived + self.settings.ingest_batch_seconds
         while len(batch) < self.settings.ingest_batch_events:
+            try:
+                batch.append(self._inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
