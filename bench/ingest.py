@@ -150,7 +150,8 @@ def run_fleet(job: FleetJob) -> tuple[float, float]:
 
 def _gather(channel: Any, processes: list[Any], timeout_s: float) -> list[Any]:
     """One message from each process; fail at once if one of them dies instead."""
-    deadline, got = time.time() + timeout_s, []  # type: list[Any]
+    deadline = time.time() + timeout_s
+    got: list[Any] = []
     while len(got) < len(processes):
         try:
             got.append(channel.get(timeout=0.5))
