@@ -3,9 +3,9 @@
 Local stack -> migrations -> simulated cars provisioned (registry row and broker identity, as
 `motus device register` does) -> `motus ingest run` and `motus api serve` as separate
 processes -> the broker shown refusing intruders -> cars publish signed events over MQTT/TLS
-(plus a replay and a corpus of hostile messages) -> wait until all are committed or
-quarantined -> read the latest values back through the HTTP API -> one device revoked and
-shown cut off.
+(plus a replay, a corpus of hostile messages and cars that spoof their movement) -> wait until
+all are committed or quarantined -> the day's proof of movement -> read the latest values back
+through the HTTP API -> one device revoked and shown cut off.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from broker_config.admin import BrokerAdmin
 from migrations.runner import MigrationError, upgrade
 from motus.binaries import StackError
 from motus.demo_agent import AgentCarOutcome, run_agent_car, stored_readings
+from motus.demo_movement import SPOOF_TRIP_S, labels_for, spoofing_cars, vehicle_of
+from motus.demo_movement import prove as prove_movement
+from motus.demo_movement import report as report_movement
 from motus.provisioning import provision_fleet, revoke
 from motus.stack import LocalStack, StackInfo, free_port
 from protocol.endpoint import MqttEndpoint
@@ -191,14 +194,25 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
         hostile = hostile_messages(fleet[0], fleet[1], started)
         for message in hostile:
             publisher.publish(message.sender, message.topic, message.payload)
+        spoofs = spoofing_cars(started, seed=int(tag, 16) % 1_000_000)
+        spoof_cars = [scenario.cars[0] for scenario in spoofs]
+        spoof_vehicles = _register(info, spoof_cars, f"{tag}s")
+        spoof_events = 0
+        for scenario in spoofs:
+            for car, topic, payload in scenario.events:
+                publisher.publish(car, topic, payload)
+                spoof_events += 1
         publisher.close()
         console.print(f"published over MQTT/TLS {published} signed events ({readings} readings) "
                       f"from {car_count} cars, 1 replayed event and {len(hostile)} hostile messages")
+        console.print(f"published {spoof_events} signed events from {len(spoofs)} spoofing cars "
+                      f"({', '.join(s.name for s in spoofs)})")
         with console.status(f"the agent car: `motus agent run` reading an ELM327 and a GPS for "
                             f"{AGENT_CAR_SECONDS:g} s"):
             agent_car = run_agent_car(info, workdir, AGENT_CAR_SECONDS, tag)
 
-        device_ids = [car.device_id for car in fleet]
+        device_ids = [car.device_id for car in fleet + spoof_cars]
+        published += spoof_events
         expected_rejects = Counter(m.reason for m in hostile) + Counter({"replayed": 1})
         deadline = time.monotonic() + WAIT_TIMEOUT_S
         with console.status("waiting for ingest to commit everything"):
@@ -216,14 +230,23 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
                 break
             time.sleep(0.2)
         duplicates = ingest_metric(metrics_port, "motus_ingest_duplicate_events_total")
+        labels = labels_for(fleet, vehicles, spoofs, spoof_vehicles)
+        agent_vehicle = vehicle_of(info.database_url, agent_car.device_id)
+        if agent_vehicle is not None:
+            labels[agent_vehicle] = "the agent car"
+        earliest = min(drive_start, started - timedelta(seconds=SPOOF_TRIP_S + 60))
+        movement = prove_movement(info.database_url, earliest, datetime.now(UTC), labels,
+                                  honest=set(vehicles) | ({agent_vehicle} if agent_vehicle else set()),
+                                  spoofed=set(spoof_vehicles))
         latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest")
         revocation = _revoke_live(info, fleet[-1])
     _report(published, stored, duplicates, rejected, expected_rejects, latency, latest, fleet[0])
     _report_agent_car(agent_car)
+    report_movement(console, movement)
     _report_access(intruders, revocation)
     refused_all = all(said for _, said in [*intruders, *revocation])
     if (stored != published or rejected != expected_rejects or duplicates != 0 or not refused_all
-            or not agent_car.ok):
+            or not agent_car.ok or not movement.ok):
         raise typer.Exit(1)
 
 

@@ -74,9 +74,11 @@ def loads(text: str, **options: Any) -> Any:
 
     def parse_float(literal: str) -> float | int:
         value = float(literal)
-        if value.is_integer() and abs(value) <= _SAFE_INTEGER:
-            return int(value)
-        if not 1e-4 <= abs(value) < 1e16:
+        if value.is_integer():
+            if abs(value) <= _SAFE_INTEGER:
+                return int(value)
+            plain[0] = False
+        elif not 1e-4 <= abs(value) < 1e16:
             plain[0] = False
         return value
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from motus.stack import free_port
 from protocol.catalog import load_catalog
 from simulators.fleet import drive_events, make_fleet
+from simulators.hostile import hostile_messages
 from tests.fixtures.helpers import publisher, register, scalar, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -107,12 +109,21 @@ def test_demo_runs_the_whole_path_and_reports_it(stack_dir):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "published over MQTT/TLS 60 signed events (600 readings) from 2 cars" in out
-    assert "ingested (stored once)             │     60" in out
+    assert "ingested (stored once)             │   1860" in out  # the fleet's 60 and the spoofs' 1800
     assert "redelivered by the broker, dropped │      0" in out
-    assert "rejected into quarantine           │     24" in out
+    two = make_fleet(2, seed=1, drive_seconds=1)
+    corpus = hostile_messages(two[0], two[1], datetime.now(UTC))
+    assert f"rejected into quarantine           │     {len(corpus) + 1}" in out
     assert "  replayed                         │      1" in out
     assert "(expected" not in out
     assert "ALLOWED" not in out
+    # the proof of movement: every spoof refused for what it planted, no honest car refused
+    assert "published 1800 signed events from 3 spoofing cars" in out
+    for spoof, reason in (("gps_teleport", "impossible_jump"), ("odometer_rollback", "odometer_rollback"),
+                          ("fake_speed_parked", "speed_while_still")):
+        assert re.search(rf"spoof: {spoof}\s+│ refused .*│ {reason}", out), spoof
+    assert re.search(r"fleet car 1\s+│ (still|moved) ", out)
+    assert re.search(r"the agent car\s+│ (still|moved|insufficient) ", out)
     assert "│ revoked while connected: cut off  │ Administrative action │" in out
     assert out.count("Not authorized") == 5
     assert "powertrainTransmissionTravelledDistance" in out

@@ -22,7 +22,7 @@ def test_help_lists_only_the_commands_that_exist():
     assert result.exit_code == 0
     commands = set(re.findall(r"│ (\w+)\s{2,}", result.output))
     assert commands == {"signals", "stack", "db", "broker", "device", "agent", "ingest", "api", "sim",
-                        "bench", "demo"}
+                        "bench", "demo", "movement"}
 
 
 def test_signals_json_has_the_catalog():

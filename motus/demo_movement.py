@@ -1,0 +1,84 @@
+"""The demo's proof of movement: cars that spoof join the honest fleet, then the day is proved
+(`motus movement prove`) and every car's verdict shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from ingest.movement import Proof, Verdict
+from ingest.movement_store import days_between, prove_day
+from simulators.fleet import SimCar
+from simulators.spoofing import Scenario, fake_speed_parked, gps_teleport, odometer_rollback
+
+#: Spoofs with one car each, so each is one vehicle of its own in the report.
+DEMO_SPOOFS: tuple[Callable[..., Scenario], ...] = (gps_teleport, odometer_rollback, fake_speed_parked)
+SPOOF_TRIP_S = 600
+
+
+def spoofing_cars(now: datetime, seed: int) -> list[Scenario]:
+    """The demo's spoofs, their ten-minute trips ending a minute ago; ``seed`` makes their
+    devices new on every run."""
+    start = now - timedelta(seconds=SPOOF_TRIP_S + 60)
+    return [make(start, seed=seed + i) for i, make in enumerate(DEMO_SPOOFS)]
+
+
+@dataclass(frozen=True, slots=True)
+class MovementOutcome:
+    proofs: dict[UUID, Proof]
+    labels: dict[UUID, str]
+    honest: set[UUID]
+    spoofed: set[UUID]
+
+    @property
+    def ok(self) -> bool:
+        """Every spoof refused, no honest car refused."""
+        refused = {v for v, proof in self.proofs.items() if proof.verdict is Verdict.REFUSED}
+        return self.spoofed <= refused and not self.honest & refused
+
+
+def prove(database_url: str, first: datetime, last: datetime, labels: dict[UUID, str],
+          honest: set[UUID], spoofed: set[UUID]) -> MovementOutcome:
+    proofs: dict[UUID, Proof] = {}
+    with psycopg.connect(database_url) as conn:
+        for day in days_between(first.date(), last.date()):
+            for proof in prove_day(conn, day):
+                if proof.vehicle_id in labels:
+                    proofs[proof.vehicle_id] = proof  # a drive over midnight: the later day
+    return MovementOutcome(proofs, labels, honest, spoofed)
+
+
+def vehicle_of(database_url: str, device_id: str) -> UUID | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT vehicle_id FROM devices WHERE id = %s", (device_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def report(console: Console, outcome: MovementOutcome) -> None:
+    table = Table(title="proof of movement (motus movement prove)")
+    for column in ("car", "verdict", "km", "gps / odometer / speed", "reasons"):
+        table.add_column(column)
+    for vehicle, label in outcome.labels.items():
+        proof = outcome.proofs.get(vehicle)
+        if proof is None:
+            table.add_row(label, "[dim]no GPS, speed or odometer[/dim]", "", "", "")
+            continue
+        m = proof.measures
+        km = "-" if proof.distance_km is None else f"{proof.distance_km:.2f}"
+        measures = " / ".join("-" if v is None else f"{v:.2f}" for v in (m.gps_km, m.odometer_km, m.speed_km))
+        colour = "red" if proof.verdict is Verdict.REFUSED else "green"
+        table.add_row(label, f"[{colour}]{proof.verdict}[/{colour}]", km, measures, ", ".join(proof.reasons))
+    console.print(table)
+
+
+def labels_for(fleet: list[SimCar], vehicles: list[UUID], spoofs: list[Scenario],
+               spoof_vehicles: list[UUID]) -> dict[UUID, str]:
+    labels = {vehicle: f"fleet car {i + 1}" for i, vehicle in enumerate(vehicles)}
+    labels.update({vehicle: f"spoof: {s.name}" for s, vehicle in zip(spoofs, spoof_vehicles, strict=True)})
+    return labels
