@@ -116,7 +116,9 @@ class TelemetryStore:
             return {(str(d), str(b), int(s)) for d, b, s in cur.fetchall()}  # type: ignore[call-overload]
 
     def _copy_readings(self, rows: ReadingRows) -> None:
-        key_columns, key_types = "ts, vehicle_id, device_id, name", ["timestamptz", "uuid", "text", "text"]
+        # vehicle_id goes as its 16 raw bytes: bytea's binary form is the bytes as they are,
+        # which is exactly uuid's binary form (PostgreSQL uuid_recv), without a per-row dump.
+        key_columns, key_types = "ts, vehicle_id, device_id, name", ["timestamptz", "bytea", "text", "text"]
         tables: tuple[tuple[str, str, list[str], Sequence[Sequence[object]]], ...] = (
             ("signals_numeric", "value", ["float8"], rows.numeric),
             ("signals_text", "value", ["text"], rows.text),

@@ -83,5 +83,5 @@ def test_rows_split_by_type_and_keep_the_newest_value():
     assert len(rows.location) == 3
     assert len(rows.numeric) == 3 * 9
     assert rows.text == []
-    newest = {name: ts for (_, name), (ts, _v, _d) in rows.latest.items()}
+    newest = {name: ts for names in rows.latest.values() for name, (ts, _v, _d) in names.items()}
     assert set(newest.values()) == {start + timedelta(seconds=3)}
