@@ -45,7 +45,6 @@ from migrations.runner import upgrade
 from motus.provisioning import provision_fleet
 from motus.stack import StackInfo, free_port
 from protocol.endpoint import MqttEndpoint
-from protocol.timefmt import format_timestamp
 
 GOALS = {"signals_per_s": 150_000.0, "ratio_to_ceiling": 0.5, "speedup_vs_naive": 20.0, "p99_ms": 1000.0}
 READINGS_PER_EVENT = 20
@@ -71,7 +70,8 @@ class FleetJob:
 
 
 def _signed_payloads(job: FleetJob, mine: set[int]) -> list[tuple[int, str, bytes]]:
-    from protocol.signing import sign_document, wire_bytes
+    from protocol.envelope import Location, SignalReading, build_event
+    from protocol.signing import sign_event, wire_bytes
     from simulators.fleet import make_fleet
 
     fleet = make_fleet(CARS, seed=FLEET_SEED, drive_seconds=job.total // CARS + 2)
@@ -85,16 +85,13 @@ def _signed_payloads(job: FleetJob, mine: set[int]) -> list[tuple[int, str, byte
         car.vehicle.step(1.0)
         values = car.vehicle.obd_values()
         state = car.vehicle.state
-        stamp = format_timestamp(job.start + timedelta(seconds=n / job.rate))
-        signals: list[dict[str, Any]] = [{"name": name, "timestamp": stamp, "value": values[name]}
-                                         for name in names]
-        signals.append({"name": "currentLocationCoordinates", "timestamp": stamp,
-                        "value": {"latitude": round(state.latitude, 7),
-                                  "longitude": round(state.longitude, 7), "hdop": 0.9}})
-        document = {"specversion": "1.0", "type": "motus.telemetry.v1", "source": car.device_id,
-                    "id": f"{job.boot}:{n // CARS}", "time": stamp, "datacontenttype": "application/json",
-                    "data": {"signals": signals}}
-        out.append((n, car.topic, wire_bytes(sign_document(document, car.topic, car.key))))
+        at = job.start + timedelta(seconds=n / job.rate)
+        readings = [SignalReading(name=name, timestamp=at, value=values[name]) for name in names]
+        readings.append(SignalReading(name="currentLocationCoordinates", timestamp=at, value=Location(
+            latitude=round(state.latitude, 7), longitude=round(state.longitude, 7), hdop=0.9)))
+        event = build_event(device_id=car.device_id, boot_id=job.boot, seq=n // CARS, time=at,
+                            signals=readings)
+        out.append((n, car.topic, wire_bytes(sign_event(event, car.topic, car.key))))
     return out
 
 

@@ -73,9 +73,6 @@ class Supervisor:
         self._processes[index] = process
         log.info("worker w%d started (pid %s)", index, process.pid)
 
-    def pids(self) -> dict[int, int | None]:
-        return {i: p.pid for i, p in self._processes.items()}
-
     def run(self, stop: threading.Event) -> int:
         """Supervise until ``stop``; returns the exit code (0 unless workers could not start)."""
         from prometheus_client import multiprocess

@@ -230,7 +230,7 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
                 break
             time.sleep(0.2)
         duplicates = ingest_metric(metrics_port, "motus_ingest_duplicate_events_total")
-        labels = labels_for(fleet, vehicles, spoofs, spoof_vehicles)
+        labels = labels_for(vehicles, spoofs, spoof_vehicles)
         agent_vehicle = vehicle_of(info.database_url, agent_car.device_id)
         if agent_vehicle is not None:
             labels[agent_vehicle] = "the agent car"

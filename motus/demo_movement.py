@@ -14,7 +14,6 @@ from rich.table import Table
 
 from ingest.movement import Proof, Verdict
 from ingest.movement_store import days_between, prove_day
-from simulators.fleet import SimCar
 from simulators.spoofing import Scenario, fake_speed_parked, gps_teleport, odometer_rollback
 
 #: Spoofs with one car each, so each is one vehicle of its own in the report.
@@ -77,8 +76,7 @@ def report(console: Console, outcome: MovementOutcome) -> None:
     console.print(table)
 
 
-def labels_for(fleet: list[SimCar], vehicles: list[UUID], spoofs: list[Scenario],
-               spoof_vehicles: list[UUID]) -> dict[UUID, str]:
+def labels_for(vehicles: list[UUID], spoofs: list[Scenario], spoof_vehicles: list[UUID]) -> dict[UUID, str]:
     labels = {vehicle: f"fleet car {i + 1}" for i, vehicle in enumerate(vehicles)}
     labels.update({vehicle: f"spoof: {s.name}" for s, vehicle in zip(spoofs, spoof_vehicles, strict=True)})
     return labels

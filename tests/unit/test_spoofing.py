@@ -1,12 +1,12 @@
 """The spoofing scenarios plant exactly the inconsistency they name, in events the ingest accepts."""
 
 import itertools
-import math
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from ingest import movement
 from protocol.catalog import load_catalog
 from protocol.envelope import Location, parse_json_object, validate_event
 from protocol.signing import verify_document
@@ -18,9 +18,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def haversine_km(a: Location, b: Location) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (a.latitude, a.longitude, b.latitude, b.longitude))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(h))
+    return movement.haversine_km(a.latitude, a.longitude, b.latitude, b.longitude)
 
 
 def series(scenario: Scenario, boot: str | None = None) -> list[dict[str, Any]]:
