@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+
+from connections.settings import DatabaseSettings
 
 
-class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MOTUS_")
-
-    database_url: str = "postgresql://motus@127.0.0.1:5432/motus"
+class ApiSettings(DatabaseSettings):
     api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_pool_max: int = 10
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_pool_max: int = Field(default=10, ge=1)
     #: How long a request waits for a database connection before answering 503.
-    api_db_timeout_s: float = 5.0
+    api_db_timeout_s: float = Field(default=5.0, gt=0)

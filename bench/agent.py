@@ -22,19 +22,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from rich.console import Console
 
-from broker_config.admin import BrokerAdmin
+from device_agent.config import Elm327Section, PhoneSection, SourcesSection, SpoolSection
 from device_agent.events import EventBuilder
 from device_agent.spool import Spool
-from motus.provisioning import provision_device, write_agent_files
-from motus.stack import LocalStack, StackInfo, free_port
 from protocol.envelope import Location, SignalReading
-from protocol.signing import public_key_bytes
 from simulators.drive_cycles import drive_cycle
-from simulators.fleet import connect_device
+from simulators.publisher import connect_device
 from simulators.vehicle import SimulatedVehicle
+from stack.devices import AgentDevice, provision_agent
+from stack.local import LocalStack, StackInfo, free_port
+from stack.services import spawn
 
 GOALS = {"rss_mb": 60.0, "cpu_pct": 10.0, "spool_mb_per_week": 300.0, "drain_readings_per_s": 5000.0}
 
@@ -56,24 +55,11 @@ def bench_stack(root: Path) -> tuple[LocalStack, StackInfo]:
     return stack, stack.up()
 
 
-def provision(info: StackInfo, directory: Path) -> tuple[Path, Any]:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+def provision(info: StackInfo, directory: Path) -> AgentDevice:
     from migrations.runner import upgrade
 
     upgrade(info.database_url)
-    key = Ed25519PrivateKey.generate()
-    with psycopg.connect(info.database_url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
-        device = provision_device(conn, admin, email="bench@motus.example", public_key=public_key_bytes(key),
-                                  vin="WMWZZZ3CZ8E123456")
-    endpoint = info.device_endpoint(device.device_id, device.credential.password, tls=True)
-    return write_agent_files(directory, device, endpoint, key), (device, key, endpoint)
-
-
-def write_config(base: Path, extra: str) -> Path:
-    path = base.with_name("agent.bench.toml")
-    path.write_text('log_level = "WARNING"\n' + base.read_text() + extra)
-    return path
+    return provision_agent(info, directory, "bench@motus.example", "WMWZZZ3CZ8E123456")
 
 
 def proc_sample(pid: int) -> tuple[float, float]:
@@ -85,28 +71,16 @@ def proc_sample(pid: int) -> tuple[float, float]:
     return rss_kb / 1024, (int(fields[11]) + int(fields[12])) / ticks
 
 
-def measure_footprint(config_base: Path, seconds: float) -> dict[str, float]:
-    env = {**os.environ}
-    port_file = config_base.parent / "elm.port"
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "motus", "sim", "elm327", "--speedup", "1", "--port-file", str(port_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+def measure_footprint(device: AgentDevice, seconds: float) -> dict[str, float]:
+    port_file = device.directory / "elm.port"
+    emulator = spawn("ELM327 emulator", ["sim", "elm327", "--speedup", "1", "--port-file", str(port_file)],
+                     os.environ, device.directory / "emulator.log")
     try:
-        deadline = time.monotonic() + 20
-        while not port_file.exists() or not port_file.read_text().strip():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the ELM327 emulator did not start")
-            time.sleep(0.05)
-        rates = ", ".join(f"{name} = 5" for name in BENCH_SIGNALS)
-        config = write_config(config_base, f"""
-[spool]
-path = "bench-spool.sqlite"
-
-[sources.elm327]
-port = "{port_file.read_text().strip()}"
-baudrate = 38400
-signals = {{ {rates} }}
-""")
+        emulator.wait_ready(lambda: port_file.exists() and bool(port_file.read_text().strip()), 20)
+        config = device.write(
+            SourcesSection(elm327=Elm327Section(port=port_file.read_text().strip(), baudrate=38400,
+                                                signals=dict.fromkeys(BENCH_SIGNALS, 5.0))),
+            name="agent.bench.toml", log_level="WARNING", spool=SpoolSection(path=Path("bench-spool.sqlite")))
         agent = subprocess.Popen([sys.executable, "-m", "motus", "agent", "run", "--config", str(config)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(5)  # start, initialise the adapter, discover PIDs
@@ -121,8 +95,7 @@ signals = {{ {rates} }}
         agent.terminate()
         out, err = agent.communicate(timeout=30)
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        emulator.stop(timeout_s=10)
     polled = int(out.split("polled ", 1)[1].split()[0]) if "polled " in out else 0
     if polled == 0:
         raise RuntimeError(f"the agent read nothing:\n{err[-2000:]}")
@@ -164,22 +137,16 @@ def measure_spool_week(directory: Path, builder: EventBuilder, hours: float) -> 
             "spool_bytes_per_reading": round(size / stats.readings, 1)}
 
 
-def measure_drain(config_base: Path, device: Any, key: Any, endpoint: Any, events: int) -> dict[str, float]:
-    builder = EventBuilder(device.device_id, key, "benchdrain")
-    spool_path = config_base.parent / "drain.sqlite"
+def measure_drain(device: AgentDevice, events: int) -> dict[str, float]:
+    builder = EventBuilder(device.device_id, device.key, "benchdrain")
+    spool_path = device.directory / "drain.sqlite"
     spool = fill_spool(spool_path, builder, events, datetime.now(UTC) - timedelta(hours=2))
     readings = spool.stats().readings
     payloads = [(e.topic, e.payload) for e in spool.pending(0, events)]
-    config = write_config(config_base, f"""
-[spool]
-path = "drain.sqlite"
-durable = true
-
-[sources.phone]
-host = "127.0.0.1"
-port = {free_port()}
-token = "bench-token-0123456789"
-""")
+    config = device.write(
+        SourcesSection(phone=PhoneSection(host="127.0.0.1", port=free_port(),
+                                          token="bench-token-0123456789")),
+        name="agent.bench.toml", log_level="WARNING", spool=SpoolSection(path=Path("drain.sqlite")))
     agent = subprocess.Popen([sys.executable, "-m", "motus", "agent", "run", "--config", str(config)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -201,7 +168,7 @@ token = "bench-token-0123456789"
         agent.wait(timeout=30)
         spool.close()
     # Reference: the same payloads from one paho client, QoS 1, no spool, 500 in flight.
-    client = connect_device(endpoint, device.device_id)
+    client = connect_device(device.base.broker, device.device_id)
     done = threading.Semaphore(0)
     client.on_publish = lambda *_: done.release()
     t0 = time.monotonic()
@@ -225,13 +192,13 @@ def run(seconds: float = 20.0, drain_events: int = 5000, spool_hours: float = 6.
     root = Path(tempfile.mkdtemp(prefix="motus-bench-agent-"))
     stack, info = bench_stack(root)
     try:
-        config_base, (device, key, endpoint) = provision(info, root / "device")
+        device = provision(info, root / "device")
         console.print(f"footprint: 20 signals x 5 Hz from the ELM327 emulator for {seconds:g} s")
-        footprint = measure_footprint(config_base, seconds)
+        footprint = measure_footprint(device, seconds)
         console.print(f"spool: {spool_hours:g} h offline at 1 Hz x 20 signals")
-        week = measure_spool_week(root, EventBuilder(device.device_id, key, "benchweek"), spool_hours)
+        week = measure_spool_week(root, EventBuilder(device.device_id, device.key, "benchweek"), spool_hours)
         console.print(f"drain: {drain_events} events x 20 readings to the local broker")
-        drain = measure_drain(config_base, device, key, endpoint, drain_events)
+        drain = measure_drain(device, drain_events)
     finally:
         stack.destroy()
     figures: dict[str, Any] = {**footprint, **week, **drain}

@@ -20,15 +20,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import queue
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Event as MpEvent
@@ -40,11 +34,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.agent import BENCH_SIGNALS, bench_stack
-from broker_config.admin import BrokerAdmin
 from migrations.runner import upgrade
-from motus.provisioning import provision_fleet
-from motus.stack import StackInfo, free_port
 from protocol.endpoint import MqttEndpoint
+from protocol.topics import ALL_TELEMETRY
+from stack.devices import register_cars_on
+from stack.local import StackInfo
+from stack.probes import count, poll_until
+from stack.services import scrape, start_ingest
 
 GOALS = {"signals_per_s": 150_000.0, "ratio_to_ceiling": 0.5, "speedup_vs_naive": 20.0, "p99_ms": 1000.0}
 READINGS_PER_EVENT = 20
@@ -96,7 +92,8 @@ def _signed_payloads(job: FleetJob, mine: set[int]) -> list[tuple[int, str, byte
 
 
 def _fleet_process(job: FleetJob, mine: list[int], ready: Any, go: MpEvent, results: Any) -> None:
-    from simulators.fleet import connect_device, make_fleet
+    from simulators.fleet import make_fleet
+    from simulators.publisher import connect_device
 
     payloads = _signed_payloads(job, set(mine))
     fleet = make_fleet(CARS, seed=FLEET_SEED, drive_seconds=1)
@@ -160,32 +157,12 @@ def _gather(channel: Any, processes: list[Any], timeout_s: float) -> list[Any]:
     return got
 
 
-def _count(url: str, query: str, params: tuple[Any, ...] = ()) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(query.encode(), params).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
 def wait_for_events(url: str, boot: str, expected: int, timeout_s: float = 900) -> float:
     """Poll until ``expected`` events of ``boot`` are stored; return the time it happened."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if _count(url, "SELECT count(*) FROM telemetry_events WHERE boot_id = %s", (boot,)) >= expected:
-            return time.time()
-        time.sleep(0.05)
-    raise TimeoutError(f"only {_count(url, 'SELECT count(*) FROM telemetry_events')} events stored")
-
-
-def histogram(port: int, name: str) -> list[tuple[float, float]]:
-    """Cumulative (upper bound, count) buckets of one histogram from a Prometheus endpoint."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    buckets = []
-    for line in text.splitlines():
-        if line.startswith(f"{name}_bucket{{"):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.split()[-1])))
-    return sorted(buckets)
+    if not poll_until(lambda: count(url, "SELECT count(*) FROM telemetry_events WHERE boot_id = %s",
+                                    (boot,)) >= expected, timeout_s):
+        raise TimeoutError(f"only {count(url, 'SELECT count(*) FROM telemetry_events')} events stored")
+    return time.time()
 
 
 def quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float:
@@ -235,9 +212,9 @@ class NaiveConsumer:
     """What most people write first: a paho callback, one INSERT per reading, commit per message."""
 
     def __init__(self, info: StackInfo, url: str) -> None:
-        from broker_config.client import make_client
-        from ingest.registry import DeviceDirectory
+        from connections.mqtt import connect, make_client
         from protocol.catalog import load_catalog
+        from registry.directory import DeviceDirectory
 
         self.conn = psycopg.connect(url)
         self.directory = DeviceDirectory(psycopg.connect(url))
@@ -245,13 +222,8 @@ class NaiveConsumer:
         self.errors = 0
         self.client = make_client(info.ingest_endpoint, "naive-bench")
         self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.on_connect = lambda client, *_: client.subscribe(
-            "$share/naive/motus/v1/devices/+/telemetry", qos=1)
-        self.client.connect(info.mqtt_host, info.mqtt_port)
-        self.client.loop_start()
-        subscribed.wait(30)
+        connect(self.client, info.ingest_endpoint, subscriptions=[(f"$share/naive/{ALL_TELEMETRY}", 1)],
+                timeout_s=30)
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
         from ingest.pipeline import Accepted, process_message
@@ -287,20 +259,6 @@ class NaiveConsumer:
         self.directory.conn.close()
 
 
-def start_ingest(info: StackInfo, workers: int, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **info.env(), "MOTUS_INGEST_METRICS_PORT": str(metrics_port),
-           "MOTUS_INGEST_CLIENT_ID": "bench-ingest", "MOTUS_INGEST_HOUSEKEEPING_SECONDS": "3600"}
-    with log.open("ab") as out:
-        command = [sys.executable, "-m", "motus", "ingest", "run", "--workers", str(workers)]
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while log.read_text(errors="replace").count("ingesting as") < workers:
-        if process.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"ingest did not start: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.1)
-    return process
-
-
 def main(seconds: float, workers: int, naive_events: int) -> None:
     with tempfile.TemporaryDirectory(prefix="motus-bench-ingest-") as tmp:
         root = Path(tmp)
@@ -319,13 +277,14 @@ def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events
     url = info.database_url
     upgrade(url)
     fleet = make_fleet(CARS, seed=FLEET_SEED, drive_seconds=1)
-    with psycopg.connect(url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
-        provision_fleet(conn, admin, fleet, lambda i: f"bench{i}@motus.example")
+    register_cars_on(info, fleet, lambda i: f"bench{i}@motus.example")
     passwords = {i: car.mqtt_password for i, car in enumerate(fleet) if car.mqtt_password}
     endpoint = info.device_endpoint(fleet[0].device_id, passwords[0], tls=False)
     goal_events = int(seconds * GOALS["signals_per_s"] / READINGS_PER_EVENT)
-    metrics_port = free_port()
-    ingest = start_ingest(info, workers, metrics_port, root / "ingest.log")
+    ingest = start_ingest(info, root / "ingest.log", workers=workers,
+                          settings={"ingest_client_id": "bench-ingest",
+                                    "ingest_housekeeping_seconds": "3600"})
+    metrics_port = ingest.ports["metrics"]
     try:
         # (a) ours, as fast as the fleet can publish
         console.print(f"signing {goal_events} events of {READINGS_PER_EVENT} readings ...")
@@ -338,7 +297,7 @@ def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events
         # p99 at half that rate, events stamped with their publish time
         half = events_per_s / 2
         paced_events = int(half * min(seconds, 10))
-        before = histogram(metrics_port, "motus_ingest_commit_lag_seconds")
+        before = scrape(metrics_port).buckets("motus_ingest_commit_lag_seconds")
         lead = paced_events / 2500 + 10  # signing time, with margin, before the schedule begins
         paced = FleetJob(endpoint, passwords, paced_events, "paced",
                          datetime.now(UTC) + timedelta(seconds=lead), rate=half, pace=True)
@@ -346,15 +305,14 @@ def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events
         _, max_lag = run_fleet(paced)
         wait_for_events(url, "paced", paced_events)
         time.sleep(1.0)  # the commit of the last batch reaches the metrics
-        after = histogram(metrics_port, "motus_ingest_commit_lag_seconds")
+        after = scrape(metrics_port).buckets("motus_ingest_commit_lag_seconds")
         p99_ms = quantile(before, after, 0.99) * 1000
         expected_events = goal_events + paced_events
-        stored_events = _count(url, "SELECT count(*) FROM telemetry_events")
-        stored_readings = (_count(url, "SELECT count(*) FROM signals_numeric")
-                           + _count(url, "SELECT count(*) FROM signals_location"))
+        stored_events = count(url, "SELECT count(*) FROM telemetry_events")
+        stored_readings = (count(url, "SELECT count(*) FROM signals_numeric")
+                           + count(url, "SELECT count(*) FROM signals_location"))
     finally:
-        ingest.send_signal(signal.SIGTERM)
-        ingest.wait(timeout=120)
+        ingest.stop(timeout_s=120)
     # (c) the naive consumer, alone
     naive = NaiveConsumer(info, url)
     try:

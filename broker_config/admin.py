@@ -15,60 +15,34 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from broker_config import dynsec
-from broker_config.client import make_client
+from broker_config.errors import BrokerAdminError
+from connections.errors import ConnectionsError
+from connections.mqtt import connect, disconnect, make_client
 from protocol.endpoint import MqttEndpoint
-
-
-class BrokerAdminError(Exception):
-    """The broker could not be reached, refused the admin, or refused a command."""
 
 
 class BrokerAdmin:
     def __init__(self, endpoint: MqttEndpoint, timeout_s: float = 10.0) -> None:
         self.endpoint = endpoint
         self.timeout_s = timeout_s
-        self._ready = threading.Event()
-        self._refused: str | None = None
         self._lock = threading.Lock()
         self._waiting: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
         self._client = make_client(endpoint, f"motus-admin-{secrets.token_hex(4)}")
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     def __enter__(self) -> BrokerAdmin:
         try:
-            self._client.connect(self.endpoint.host, self.endpoint.port, keepalive=30)
-        except OSError as exc:
-            raise BrokerAdminError(f"cannot reach the broker at {self.endpoint.describe()}: {exc}") \
-                from exc
-        self._client.loop_start()
-        if not self._ready.wait(self.timeout_s) or self._refused:
-            self.close()
-            raise BrokerAdminError(
-                f"the broker at {self.endpoint.describe()} refused the admin "
-                f"{self.endpoint.username!r}: {self._refused or 'no answer'}"
-            )
+            connect(self._client, self.endpoint, subscriptions=[(dynsec.RESPONSE_TOPIC, 1)],
+                    timeout_s=self.timeout_s)
+        except ConnectionsError as exc:
+            raise BrokerAdminError(str(exc)) from exc
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if getattr(reason, "is_failure", False):
-            self._refused = str(reason)
-            self._ready.set()
-            return
-        client.subscribe(dynsec.RESPONSE_TOPIC, qos=1)
-
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, codes: Any, _p: Any) -> None:
-        if any(getattr(code, "is_failure", False) for code in codes):
-            self._refused = f"subscription to the control responses refused: {codes}"
-        self._ready.set()
+        disconnect(self._client)
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:

@@ -6,10 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import can
 
-from device_agent.agent import ReadingQueue
+from device_agent.agent import ReadingQueue, utc_now
 from device_agent.backoff import Backoff
 from device_agent.can_obd import CanObdClient
 from device_agent.dbc import DbcDecoder
@@ -33,6 +34,7 @@ class CanSource:
         on_vin: Callable[[str], None] = lambda vin: None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         if plan is None and decoder is None:
             raise ValueError("a CAN source needs OBD-II signals to poll, a DBC to decode, or both")
@@ -43,6 +45,7 @@ class CanSource:
         self.on_vin = on_vin
         self.backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
         self.clock = clock
+        self.wall = wall
 
     def _on_frame(self, msg: can.Message) -> None:
         assert self.decoder is not None
@@ -50,7 +53,7 @@ class CanSource:
             return
         values = self.decoder.decode(msg.arbitration_id, bytes(msg.data), self.clock())
         if values:
-            emit(self.readings, values)
+            emit(self.readings, values, self.wall())
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -81,4 +84,4 @@ class CanSource:
         client.discover()
         self.backoff.reset()
         poll_car(client, client.supported_pids, self.plan, self.readings, stop, clock=self.clock,
-                 on_vin=self.on_vin)
+                 wall=self.wall, on_vin=self.on_vin)

@@ -124,10 +124,17 @@ class SourcesSection(Section):
         return self
 
 
+#: What `motus agent run` says when the file `motus device register` wrote has no source yet.
+NO_SOURCES = ("no source to read: add a [sources.elm327], [sources.can], [sources.gps] or "
+              "[sources.phone] section to the config (docs/agent.md, \"Sources\")")
+
+
 class AgentFile(AgentConfig):
     spool: SpoolSection = SpoolSection()
     publish: PublishSection = PublishSection()
-    sources: SourcesSection
+    #: None in the file `motus device register` writes: `motus agent status` reads it as it is,
+    #: `motus agent run` asks for a source.
+    sources: SourcesSection | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -135,10 +142,11 @@ def load_agent_file(path: Path) -> AgentFile:
     """agent.toml with its relative paths resolved against the file's directory."""
     config = load_agent_config(path, AgentFile)
     base = path.parent
-    can = config.sources.can
-    if can is not None and can.dbc_file is not None:
-        can = can.model_copy(update={"dbc_file": base / can.dbc_file})
+    sources = config.sources
+    if sources is not None and sources.can is not None and sources.can.dbc_file is not None:
+        can = sources.can.model_copy(update={"dbc_file": base / sources.can.dbc_file})
+        sources = sources.model_copy(update={"can": can})
     return config.model_copy(update={
         "spool": config.spool.model_copy(update={"path": base / config.spool.path}),
-        "sources": config.sources.model_copy(update={"can": can}),
+        "sources": sources,
     })

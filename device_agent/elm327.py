@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
+from device_agent.errors import AgentError
+
 PROMPT = b">"
 
 
@@ -175,7 +177,7 @@ class EcuMessage:
     data: bytes
 
 
-class FrameError(ValueError):
+class FrameError(AgentError, ValueError):
     """Reply lines that are not well-formed OBD frames for the protocol in use."""
 
 

@@ -9,10 +9,11 @@ import termios
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import serial
 
-from device_agent.agent import ReadingQueue
+from device_agent.agent import ReadingQueue, utc_now
 from device_agent.backoff import Backoff
 from device_agent.elm327 import ReplyFramer, encode_command
 from device_agent.elm327_client import Elm327Client
@@ -94,6 +95,7 @@ class ElmSource:
         on_vin: Callable[[str], None] = lambda vin: None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.open_transport = open_transport
         self.plan = plan
@@ -101,6 +103,7 @@ class ElmSource:
         self.on_vin = on_vin
         self.backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
         self.clock = clock
+        self.wall = wall
         self.sessions = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -122,4 +125,4 @@ class ElmSource:
         self.sessions += 1
         self.backoff.reset()
         poll_car(client, info.supported_pids, self.plan, self.readings, stop, clock=self.clock,
-                 on_vin=self.on_vin)
+                 wall=self.wall, on_vin=self.on_vin)

@@ -18,7 +18,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from broker_config.client import make_client
+from connections.mqtt import make_client
 from device_agent.backoff import Backoff
 from protocol.endpoint import MqttEndpoint
 from protocol.topics import Channel, device_topic

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Protocol
 
-from device_agent.agent import ReadingQueue, utc_now
+from device_agent.agent import ReadingQueue
 from device_agent.obd import DTC_LIST_SIGNAL, Mode01Value, dtc_list_value
 from device_agent.polling import ObdPlan, PollSchedule
 from protocol.envelope import SignalReading
@@ -28,9 +29,8 @@ class ObdReader(Protocol):
     def read_dtcs(self) -> list[str] | None: ...
 
 
-def emit(readings: ReadingQueue, values: Sequence[tuple[str, float | str]]) -> None:
-    """Stamp ``values`` with the time now and queue them."""
-    at = utc_now()
+def emit(readings: ReadingQueue, values: Sequence[tuple[str, float | str]], at: datetime) -> None:
+    """Stamp ``values`` with ``at`` (when they were read) and queue them."""
     readings.put([SignalReading(name=name, timestamp=at, value=value) for name, value in values])
 
 
@@ -42,8 +42,10 @@ def poll_car(
     stop: threading.Event,
     *,
     clock: Callable[[], float],
+    wall: Callable[[], datetime],
     on_vin: Callable[[str], None],
 ) -> None:
+    """Poll until ``stop``: ``clock`` (monotonic) schedules, ``wall`` (UTC) stamps readings."""
     vin = reader.read_vin()
     if vin:
         on_vin(vin)
@@ -62,7 +64,7 @@ def poll_car(
         if now >= next_dtc:
             codes = reader.read_dtcs()
             if codes is not None:
-                emit(readings, [(DTC_LIST_SIGNAL, dtc_list_value(codes))])
+                emit(readings, [(DTC_LIST_SIGNAL, dtc_list_value(codes))], wall())
             next_dtc = now + plan.dtc_interval_s
         pid = schedule.pop_due(now)
         if pid is None:
@@ -77,4 +79,4 @@ def poll_car(
                 schedule.drop(pid)
             continue
         no_data.pop(pid, None)
-        emit(readings, [(v.name, v.value) for v in values])
+        emit(readings, [(v.name, v.value) for v in values], wall())

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from device_agent.agent import DurableSink, Pump, ReadingQueue
 from device_agent.backoff import Backoff
-from device_agent.config import AgentFile
+from device_agent.config import NO_SOURCES, AgentFile, SourcesSection
 from device_agent.errors import AgentError
 from device_agent.events import EventBuilder
 from device_agent.link import BrokerLink
@@ -80,6 +80,8 @@ class AgentRuntime:
 
 
 def build_agent(config: AgentFile) -> AgentRuntime:
+    if config.sources is None:
+        raise AgentError(NO_SOURCES)
     try:
         key = private_key_from_pem(config.device.private_key_file.read_bytes())
     except (OSError, ValueError) as exc:
@@ -103,25 +105,25 @@ def build_agent(config: AgentFile) -> AgentRuntime:
     pump = Pump(spool=spool, link=link, builder=builder, readings=readings,
                 event_interval_s=publish.event_interval_s, window=publish.window,
                 status_changed=vehicle.changed)
-    sources = make_sources(config, readings, DurableSink(builder, spool), vehicle)
+    sources = make_sources(config.sources, readings, DurableSink(builder, spool), vehicle)
     log.info("device %s boot %s: sources %s; spool %s", config.device.id, boot_id,
              ", ".join(s.name for s in sources), config.spool.path)
     return AgentRuntime(config, spool, pump, sources, vehicle)
 
 
-def make_sources(config: AgentFile, readings: ReadingQueue, sink: DurableSink,
+def make_sources(config: SourcesSection, readings: ReadingQueue, sink: DurableSink,
                  vehicle: VehicleIdentity) -> list[Source]:
     # Imported per source: an agent without a phone bridge never loads the web stack.
     from device_agent.polling import ObdPlan
 
     sources: list[Source] = []
-    elm = config.sources.elm327
+    elm = config.elm327
     if elm is not None:
         from device_agent.elm327_serial import ElmSource, SerialTransport
 
         sources.append(ElmSource(lambda: SerialTransport.open(elm.port, elm.baudrate),
                                  ObdPlan(elm.signals, elm.dtc_interval_s), readings, on_vin=vehicle.seen))
-    can_cfg = config.sources.can
+    can_cfg = config.can
     if can_cfg is not None:
         import can
 
@@ -138,14 +140,14 @@ def make_sources(config: AgentFile, readings: ReadingQueue, sink: DurableSink,
             lambda: can.Bus(interface=can_cfg.interface, channel=can_cfg.channel, **options), readings,
             plan=ObdPlan(can_cfg.signals, can_cfg.dtc_interval_s) if can_cfg.signals else None,
             decoder=decoder, on_vin=vehicle.seen))
-    gps = config.sources.gps
+    gps = config.gps
     if gps is not None:
         from device_agent.gps import NmeaDecoder
         from device_agent.gps_serial import GpsSource
 
         sources.append(GpsSource(gps.port, readings, baudrate=gps.baudrate,
                                  decoder=NmeaDecoder(speed_from_gps=gps.speed_from_gps)))
-    phone = config.sources.phone
+    phone = config.phone
     if phone is not None:
         from device_agent.phone_bridge import BridgeServer, create_bridge
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from device_agent.errors import AgentError
 from device_agent.obd import mode01_signals
 from protocol.envelope import Location, SignalReading
 
@@ -36,7 +37,7 @@ TORQUE_SIGNALS = {
 META_PREFIXES = ("userUnit", "userShortName", "userFullName", "defaultUnit", "profile")
 
 
-class TorqueError(ValueError):
+class TorqueError(AgentError, ValueError):
     """The query is not a usable Torque upload (no time, bad number)."""
 
 

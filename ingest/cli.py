@@ -9,9 +9,14 @@ import threading
 
 import psycopg
 import typer
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry
 
-from ingest.consumer import IngestError, IngestWorker
+from connections.database import connect
+from connections.errors import ConnectionsError
+from connections.settings import LOCAL_STACK_HINT
+from ingest import ops
+from ingest.consumer import IngestWorker
+from ingest.errors import IngestError
 from ingest.settings import IngestSettings
 
 app = typer.Typer(help="Ingest telemetry from the broker into the database.", no_args_is_help=True)
@@ -27,18 +32,25 @@ def run(
     """Consume signed events (MOTUS_MQTT_*), verify, dedupe and COPY them (MOTUS_DATABASE_URL)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = IngestSettings()
+    try:
+        connect(settings).close()  # say now, not from inside a worker, if the database is away
+    except ConnectionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if workers > 1:
         raise typer.Exit(_run_supervised(settings, workers, idle_exit or None, stop))
     if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port, addr="127.0.0.1")
+        ops.serve(settings.ingest_metrics_port, REGISTRY, workers=1)
     worker = IngestWorker(settings)
     try:
         worker.connect()
     except IngestError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        hint = (f"\nMOTUS_MQTT_PASSWORD is not set; {LOCAL_STACK_HINT}"
+                if settings.is_default("mqtt_password") else "")
+        typer.echo(f"error: {exc}{hint}", err=True)
         raise typer.Exit(1) from exc
     logging.getLogger("motus.ingest").info(
         "ingesting from %s:%s as %s", settings.mqtt_host, settings.mqtt_port,
@@ -65,7 +77,7 @@ def _run_supervised(settings: IngestSettings, workers: int, idle_exit_s: float |
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
-            start_http_server(settings.ingest_metrics_port, addr="127.0.0.1", registry=registry)
+            ops.serve(settings.ingest_metrics_port, registry, workers=workers)
         logging.getLogger("motus.ingest").info(
             "ingesting from %s:%s with %d workers as %s-w*", settings.mqtt_host, settings.mqtt_port,
             workers, settings.ingest_client_id,
@@ -83,11 +95,11 @@ def rollup(
 
     Running ingest workers do this every minute for hours that have ended."""
     try:
-        with psycopg.connect(IngestSettings().database_url) as conn:
+        with connect(IngestSettings()) as conn:
             row = conn.execute(
                 "SELECT motus_refresh_rollups(now() + CASE WHEN %s THEN INTERVAL '1 hour'"
                 " ELSE INTERVAL '0' END)", (include_open,)).fetchone()
-    except psycopg.Error as exc:
+    except (ConnectionsError, psycopg.Error) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"rolled up {row[0] if row else 0} hour(s)")

@@ -20,26 +20,22 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from broker_config.client import make_client
+from connections.errors import ConnectionsError
+from connections.mqtt import PersistentSession, connect, disconnect, make_client
 from ingest import metrics
+from ingest.errors import IngestError
 from ingest.pipeline import Accepted, Rejected, StoreReason, process_message
-from ingest.registry import DeviceDirectory
 from ingest.settings import IngestSettings
 from ingest.store import BatchResult, TelemetryStore, housekeeping
 from protocol.catalog import load_catalog
 from protocol.topics import ALL_TELEMETRY
+from registry.directory import DeviceDirectory
 
 log = logging.getLogger("motus.ingest")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 65535  # MQTT 5 section 3.1.2.11.3: the most unacked QoS 1 messages in flight
-
-
-class IngestError(Exception):
-    """The ingest could not reach the broker or the database."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +45,8 @@ class Delivery:
     mid: int
     qos: int
     dup: bool
-    #: time.monotonic() when it arrived: a batch closes batch_seconds after its oldest message.
+    #: The worker's monotonic clock when it arrived: a batch closes batch_seconds after its
+    #: oldest message.
     arrived: float
 
 
@@ -76,92 +73,70 @@ class IngestWorker:
         self,
         settings: IngestSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        #: Wall clock (event-time checks, commit lag) and monotonic clock (batching, housekeeping).
         self.clock = clock
+        self.monotonic = monotonic
         self.totals = IngestTotals()
         self._inbox: queue.Queue[Delivery] = queue.Queue()
-        self._subscribed = threading.Event()
-        self._refused: str | None = None
         self._catalog = load_catalog()
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
         client = make_client(self.settings.mqtt_endpoint(), self.settings.ingest_client_id,
                              manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         return client
 
     # paho callbacks (network thread)
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if getattr(reason, "is_failure", False):
-            log.error("broker refused the connection: %s", reason)
-            self._refused = str(reason)
-            self._subscribed.set()  # wakes connect(), which reports the refusal
-            return
-        topic = f"$share/{self.settings.ingest_group}/{ALL_TELEMETRY}"
-        client.subscribe(topic, qos=1)
-
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, codes: Any, _p: Any) -> None:
-        if any(getattr(code, "is_failure", False) for code in codes):
-            log.error("subscription refused: %s", codes)
-            self._refused = f"subscription refused: {codes}"
-        self._subscribed.set()
-
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos,
-                                 bool(message.dup), time.monotonic()))
+                                 bool(message.dup), self.monotonic()))
         metrics.INBOX.inc()
         metrics.RECEIVED.inc()
 
+    @staticmethod
+    def _on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        metrics.READY_WORKERS.set(0)
+        log.warning("lost the broker (%s); reconnecting", reason)
+
     # lifecycle
     def connect(self, timeout_s: float = 30.0) -> None:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        """Connect with the persistent session and subscribe to the group; IngestError if the
+        broker is unreachable or refuses."""
+        topic = f"$share/{self.settings.ingest_group}/{ALL_TELEMETRY}"
         try:
-            self._client.connect(
-                self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
-                clean_start=False, properties=properties,
-            )
-        except OSError as exc:
-            raise IngestError(
-                f"cannot reach the broker at {self.settings.mqtt_host}:{self.settings.mqtt_port}: "
-                f"{exc}"
-            ) from exc
-        self._client.loop_start()
-        if not self._subscribed.wait(timeout_s) or self._refused:
-            self._client.disconnect()
-            self._client.loop_stop()
-            raise IngestError(
-                f"the broker refused {self.settings.mqtt_username!r}: {self._refused}"
-                if self._refused else "the broker did not confirm the subscription"
-            )
+            connect(self._client, self.settings.mqtt_endpoint(), subscriptions=[(topic, 1)],
+                    session=PersistentSession(SESSION_EXPIRY_S, RECEIVE_MAXIMUM), timeout_s=timeout_s,
+                    on_subscribed=lambda: metrics.READY_WORKERS.set(1))
+        except ConnectionsError as exc:
+            raise IngestError(str(exc)) from exc
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        metrics.READY_WORKERS.set(0)
+        disconnect(self._client)
 
     def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> IngestTotals:
         """Ingest until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
         store = TelemetryStore(self.settings.database_url)
-        directory = DeviceDirectory(psycopg.connect(self.settings.database_url))
-        next_housekeeping = time.monotonic()
+        directory = DeviceDirectory(psycopg.connect(self.settings.database_url), monotonic=self.monotonic)
+        next_housekeeping = self.monotonic()
         try:
-            last_message = time.monotonic()
+            last_message = self.monotonic()
             while not stop.is_set():
-                if time.monotonic() >= next_housekeeping:
+                if self.monotonic() >= next_housekeeping:
                     self._housekeeping(store)
-                    next_housekeeping = time.monotonic() + self.settings.ingest_housekeeping_seconds
+                    next_housekeeping = self.monotonic() + self.settings.ingest_housekeeping_seconds
                 batch = self._next_batch()
                 if not batch:
-                    if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
+                    if idle_exit_s is not None and self.monotonic() - last_message > idle_exit_s:
                         break
                     continue
-                last_message = time.monotonic()
+                last_message = self.monotonic()
                 self._handle(batch, store, directory)
         finally:
             store.close()  # the connections they hold now, also after a reconnect
@@ -193,7 +168,7 @@ class IngestWorker:
                 continue
             except queue.Empty:
                 pass
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.monotonic()
             if remaining <= 0:
                 break
             try:

@@ -35,3 +35,8 @@ INBOX = Gauge(
     "motus_ingest_inbox_messages", "Messages received from the broker, not yet in a committed batch",
     multiprocess_mode="livesum",
 )
+#: 1 per worker while it holds its subscription (ingest.ops serves readiness from it).
+READY_WORKERS = Gauge(
+    "motus_ingest_ready_workers", "Workers subscribed to the broker and consuming",
+    multiprocess_mode="livesum",
+)

@@ -15,10 +15,11 @@ from uuid import UUID
 
 from protocol.catalog import Catalog
 from protocol.envelope import TelemetryEvent, parse_json_object, validate_event
-from protocol.errors import ProtocolError, Reason
+from protocol.errors import Reason, RejectedMessage
 from protocol.signing import verify_document
 from protocol.topics import Channel, parse_device_topic
 from protocol.validation import check_readings
+from registry.records import DeviceRecord
 
 
 class DeviceReason(StrEnum):
@@ -37,14 +38,6 @@ class StoreReason(StrEnum):
     REPLAYED = "replayed"
     #: The database refused the event itself (say, its device was deleted meanwhile).
     STORAGE_ERROR = "storage_error"
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRecord:
-    device_id: str
-    public_key: bytes
-    vehicle_id: UUID | None
-    revoked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +97,7 @@ def process_message(
             return reject(DeviceReason.REVOKED_DEVICE, f"device {event.source!r} is revoked")
         verify_document(document, topic, device.public_key)
         check_readings(event, catalog, now)
-    except ProtocolError as error:
+    except RejectedMessage as error:
         return reject(error.reason, error.detail)
     if device.vehicle_id is None:
         return reject(DeviceReason.UNPAIRED_DEVICE, f"device {event.source!r} has no vehicle")

@@ -30,7 +30,8 @@ def worker_client_id(base: str, index: int) -> str:
 
 def _worker_main(index: int, idle_exit_s: float | None) -> None:
     """One worker process: settings from the environment, stop on SIGTERM."""
-    from ingest.consumer import IngestError, IngestWorker  # imported after the metrics dir is set
+    from ingest.consumer import IngestWorker  # imported after the metrics dir is set
+    from ingest.errors import IngestError
     from ingest.settings import IngestSettings
 
     logging.basicConfig(level=logging.INFO,

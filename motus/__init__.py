@@ -1,1 +1,2 @@
-"""The `motus` command and the local stack of real Mosquitto and PostgreSQL."""
+"""The `motus` command (it mounts every package's own sub-commands) and the demo of the whole
+network."""

@@ -11,48 +11,43 @@ through the HTTP API -> one device revoked and shown cut off.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-import psycopg
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from broker_config.admin import BrokerAdmin
+from connections.database import connect
+from connections.errors import BrokerRefused
+from connections.settings import DatabaseSettings
 from migrations.runner import MigrationError, upgrade
-from motus.binaries import StackError
-from motus.demo_agent import AgentCarOutcome, run_agent_car, stored_readings
-from motus.demo_movement import SPOOF_TRIP_S, labels_for, spoofing_cars, vehicle_of
+from motus.demo_agent import AgentCarOutcome, run_agent_car
+from motus.demo_movement import SPOOF_TRIP_S, MovementOutcome, labels_for, report_table, spoofing_cars
 from motus.demo_movement import prove as prove_movement
-from motus.demo_movement import report as report_movement
-from motus.provisioning import provision_fleet, revoke
-from motus.stack import LocalStack, StackInfo, free_port
 from protocol.endpoint import MqttEndpoint
-from simulators.fleet import BrokerRefused, Publisher, SimCar, connect_device, drive_events, make_fleet
+from registry.provisioning import revoke
+from registry.store import vehicle_of_device
+from simulators.fleet import SimCar, drive_events, make_fleet
 from simulators.hostile import hostile_messages
+from simulators.publisher import Publisher, connect_device
+from stack.devices import register_cars_on
+from stack.errors import StackError
+from stack.local import LocalStack, StackInfo
+from stack.probes import count, poll_until, readings_by_name
+from stack.services import scrape, start_api, start_ingest
 
-console = Console()
 WAIT_TIMEOUT_S = 120.0
 AGENT_CAR_SECONDS = 8.0
-
-
-def _register(info: StackInfo, cars: list[SimCar], tag: str) -> list[UUID]:
-    with psycopg.connect(info.database_url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
-        return provision_fleet(conn, admin, cars, lambda i: f"driver{i}.{tag}@demo.motus.example")
 
 
 def _refused(attempt: Callable[[], object]) -> str:
@@ -66,7 +61,7 @@ def _refused(attempt: Callable[[], object]) -> str:
 
 def _intruders(info: StackInfo, car: SimCar, other: SimCar) -> list[tuple[str, str]]:
     """What the broker says to those who must not get in or must not write somewhere."""
-    def connect(endpoint: MqttEndpoint, client_id: str) -> Callable[[], object]:
+    def connect_as(endpoint: MqttEndpoint, client_id: str) -> Callable[[], object]:
         return lambda: connect_device(endpoint, client_id).disconnect()
 
     def publish_on_others_topic() -> None:
@@ -78,54 +73,57 @@ def _intruders(info: StackInfo, car: SimCar, other: SimCar) -> list[tuple[str, s
                              ca_file=info.ca_file)
     wrong = info.device_endpoint(car.device_id, "not-the-password")
     return [
-        ("anonymous client", _refused(connect(anonymous, "anonymous-demo"))),
-        ("wrong password", _refused(connect(wrong, car.device_id))),
+        ("anonymous client", _refused(connect_as(anonymous, "anonymous-demo"))),
+        ("wrong password", _refused(connect_as(wrong, car.device_id))),
         ("device using another's client id",
-         _refused(connect(info.device_endpoint(car.device_id, car.mqtt_password, tls=False),
-                          other.device_id))),
+         _refused(connect_as(info.device_endpoint(car.device_id, car.mqtt_password, tls=False),
+                             other.device_id))),
         ("publish on another device's topic", _refused(publish_on_others_topic)),
     ]
 
 
-
-def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "motus", *args], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
-def _wait_for(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes],
-              log: Path) -> None:
-    deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while not ready():
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{what} did not start:\n{tail}")
-        time.sleep(0.1)
-
-
-def _http_json(url: str) -> object:
+def _http_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
 
-def _api_up(base: str) -> bool:
-    try:
-        return _http_json(f"{base}/healthz") == {"status": "ok"}
-    except OSError:
-        return False
+@dataclass
+class DemoReport:
+    published: int
+    stored: int
+    duplicates: int
+    quarantined: Counter[str]
+    expected_quarantine: Counter[str]
+    latency_s: float
+    latest: dict[str, Any]
+    latest_device: str
+    agent_car: AgentCarOutcome
+    movement: MovementOutcome
+    access: list[tuple[str, str]]
 
+    @property
+    def ok(self) -> bool:
+        return (self.stored == self.published and self.quarantined == self.expected_quarantine
+                and self.duplicates == 0 and all(said for _, said in self.access)
+                and self.agent_car.ok and self.movement.ok)
 
-def _outcome(conninfo: str, device_ids: list[str], since: datetime) -> tuple[int, Counter[str]]:
-    with psycopg.connect(conninfo) as conn:
-        stored = conn.execute(
-            "SELECT count(*) FROM telemetry_events WHERE device_id = ANY(%s)", (device_ids,)
-        ).fetchone()
-        reasons = conn.execute(
-            "SELECT reason, count(*) FROM quarantine WHERE received_at >= %s GROUP BY reason",
-            (since,),
-        ).fetchall()
-    return int(stored[0] if stored else 0), Counter({str(r): int(n) for r, n in reasons})
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "published": self.published, "stored": self.stored,
+            "duplicates": self.duplicates, "quarantined": dict(self.quarantined),
+            "expected_quarantine": dict(self.expected_quarantine),
+            "latency_s": round(self.latency_s, 2), "latest": self.latest,
+            "agent_car": {"device_id": self.agent_car.device_id, "adapter": self.agent_car.adapter_line,
+                          "readings": self.agent_car.readings_by_name,
+                          "left_in_spool": self.agent_car.left_in_spool, "ok": self.agent_car.ok},
+            "movement": [{"vehicle_id": str(vehicle), "car": label,
+                          "verdict": str(proof.verdict) if proof else None,
+                          "distance_km": proof.distance_km if proof else None,
+                          "reasons": [str(r) for r in proof.reasons] if proof else []}
+                         for vehicle, label in self.movement.labels.items()
+                         for proof in [self.movement.proofs.get(vehicle)]],
+            "broker_refusals": [{"attempt": a, "broker_said": said} for a, said in self.access],
+        }
 
 
 def demo(
@@ -133,8 +131,11 @@ def demo(
     seconds: int = typer.Option(300, min=10, max=86400, help="Seconds of driving per car."),
     directory: Path = typer.Option(Path(".motus"), "--dir", help="Where the local stack lives."),
     keep_running: bool = typer.Option(False, help="Leave the stack running afterwards."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object "
+                                 "(progress goes to stderr)."),
 ) -> None:
     """Run the whole first path (car -> MQTT -> ingest -> PostgreSQL -> API) and report it."""
+    console = Console(stderr=as_json)
     stack = LocalStack(directory)
     try:
         with console.status("starting PostgreSQL and Mosquitto"):
@@ -146,34 +147,30 @@ def demo(
     console.print(f"stack: PostgreSQL :{info.pg_port}, Mosquitto :{info.mqtt_port} "
                   f"(TimescaleDB {'on' if info.timescaledb else 'off: plain partitions'})")
     try:
-        _run(info, Path(info.dir), cars, seconds)
+        report = _run(console, info, Path(info.dir), cars, seconds)
     finally:
         if not keep_running:
             stack.down()
             console.print(f"stack stopped (data kept in {directory}; `motus stack up` restarts it)")
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        _print_report(console, report)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
-def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
+def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, seconds: int) -> DemoReport:
     tag = secrets.token_hex(4)
     fleet = make_fleet(car_count, seed=int(tag, 16), drive_seconds=seconds)
-    vehicles = _register(info, fleet, tag)
+    vehicles = register_cars_on(info, fleet, lambda i: f"driver{i}.{tag}@demo.motus.example")
     console.print(f"provisioned {car_count} devices (registry, vehicles and broker identities; "
                   f"run {tag})")
-
-    api_port, metrics_port = free_port(), free_port()
-    env = {**os.environ, **info.env(), "MOTUS_INGEST_CLIENT_ID": "motus-demo-ingest",
-           "MOTUS_INGEST_METRICS_PORT": str(metrics_port), "MOTUS_API_PORT": str(api_port)}
-    base = f"http://127.0.0.1:{api_port}"
-    with ExitStack() as cleanup:
-        ingest_log, api_log = workdir / "ingest.log", workdir / "api.log"
-        log_start = ingest_log.stat().st_size if ingest_log.exists() else 0
-        ingest = _spawn(["ingest", "run"], env, ingest_log)
-        cleanup.callback(_stop, ingest)
-        api = _spawn(["api", "serve"], env, api_log)
-        cleanup.callback(_stop, api)
-        _wait_for("ingest", lambda: "ingesting from" in
-                  ingest_log.read_text(errors="replace")[log_start:], ingest, ingest_log)
-        _wait_for("API", lambda: _api_up(base), api, api_log)
+    with console.status("starting `motus ingest run` and `motus api serve`"), \
+            start_ingest(info, workdir / "ingest.log",
+                         settings={"ingest_client_id": "motus-demo-ingest"}) as ingest, \
+            start_api(info, workdir / "api.log") as api:
+        base = f"http://127.0.0.1:{api.ports['http']}"
         console.print(f"ingest running; API on {base} (OpenAPI at {base}/docs)")
         intruders = _intruders(info, fleet[0], fleet[1])
 
@@ -196,7 +193,7 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
             publisher.publish(message.sender, message.topic, message.payload)
         spoofs = spoofing_cars(started, seed=int(tag, 16) % 1_000_000)
         spoof_cars = [scenario.cars[0] for scenario in spoofs]
-        spoof_vehicles = _register(info, spoof_cars, f"{tag}s")
+        spoof_vehicles = register_cars_on(info, spoof_cars, lambda i: f"driver{i}.{tag}s@demo.motus.example")
         spoof_events = 0
         for scenario in spoofs:
             for car, topic, payload in scenario.events:
@@ -213,51 +210,43 @@ def _run(info: StackInfo, workdir: Path, car_count: int, seconds: int) -> None:
 
         device_ids = [car.device_id for car in fleet + spoof_cars]
         published += spoof_events
-        expected_rejects = Counter(m.reason for m in hostile) + Counter({"replayed": 1})
-        deadline = time.monotonic() + WAIT_TIMEOUT_S
+        expected = Counter(m.reason for m in hostile) + Counter({"replayed": 1})
+        url = info.database_url
+
+        def quarantined() -> Counter[str]:
+            with connect(DatabaseSettings(database_url=url)) as conn:
+                rows = conn.execute("SELECT reason, count(*) FROM quarantine WHERE received_at >= %s"
+                                    " GROUP BY reason", (started,)).fetchall()
+            return Counter({str(r): int(str(n)) for r, n in rows})
+
+        def stored() -> int:
+            return count(url, "SELECT count(*) FROM telemetry_events WHERE device_id = ANY(%s)",
+                         (device_ids,))
+
         with console.status("waiting for ingest to commit everything"):
-            while True:
-                stored, rejected = _outcome(info.database_url, device_ids, started)
-                done = stored >= published and rejected.total() >= expected_rejects.total()
-                if done or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            poll_until(lambda: stored() >= published and quarantined().total() >= expected.total(),
+                       WAIT_TIMEOUT_S, interval_s=0.2)
         latency = (datetime.now(UTC) - started).total_seconds()
-        agent_deadline = time.monotonic() + WAIT_TIMEOUT_S
-        while True:
-            agent_car.readings_by_name = stored_readings(info.database_url, agent_car.device_id)
-            if agent_car.ok or time.monotonic() > agent_deadline:
-                break
-            time.sleep(0.2)
-        duplicates = ingest_metric(metrics_port, "motus_ingest_duplicate_events_total")
+
+        def agent_car_delivered() -> bool:
+            agent_car.readings_by_name = readings_by_name(url, agent_car.device_id)
+            return agent_car.ok
+
+        poll_until(agent_car_delivered, WAIT_TIMEOUT_S, interval_s=0.2)
+        duplicates = scrape(ingest.ports["metrics"]).value("motus_ingest_duplicate_events_total")
         labels = labels_for(vehicles, spoofs, spoof_vehicles)
-        agent_vehicle = vehicle_of(info.database_url, agent_car.device_id)
+        with connect(DatabaseSettings(database_url=url)) as conn:
+            agent_vehicle = vehicle_of_device(conn, agent_car.device_id)
         if agent_vehicle is not None:
             labels[agent_vehicle] = "the agent car"
         earliest = min(drive_start, started - timedelta(seconds=SPOOF_TRIP_S + 60))
-        movement = prove_movement(info.database_url, earliest, datetime.now(UTC), labels,
+        movement = prove_movement(url, earliest, datetime.now(UTC), labels,
                                   honest=set(vehicles) | ({agent_vehicle} if agent_vehicle else set()),
                                   spoofed=set(spoof_vehicles))
         latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest")
         revocation = _revoke_live(info, fleet[-1])
-    _report(published, stored, duplicates, rejected, expected_rejects, latency, latest, fleet[0])
-    _report_agent_car(agent_car)
-    report_movement(console, movement)
-    _report_access(intruders, revocation)
-    refused_all = all(said for _, said in [*intruders, *revocation])
-    if (stored != published or rejected != expected_rejects or duplicates != 0 or not refused_all
-            or not agent_car.ok or not movement.ok):
-        raise typer.Exit(1)
-
-
-def _report_agent_car(outcome: AgentCarOutcome) -> None:
-    table = Table(title=f"the agent car (device {outcome.device_id}): {outcome.adapter_line}")
-    table.add_column("signal stored", no_wrap=True)
-    table.add_column("readings", justify="right")
-    for name, count in sorted(outcome.readings_by_name.items()):
-        table.add_row(name, str(count))
-    table.add_row("[dim]left in the agent's spool[/dim]", str(outcome.left_in_spool))
-    console.print(table)
+        return DemoReport(published, stored(), int(duplicates), quarantined(), expected, latency, latest,
+                          fleet[0].device_id, agent_car, movement, [*intruders, *revocation])
 
 
 def _revoke_live(info: StackInfo, car: SimCar) -> list[tuple[str, str]]:
@@ -271,7 +260,8 @@ def _revoke_live(info: StackInfo, car: SimCar) -> list[tuple[str, str]]:
         cut_off.set()
 
     client.on_disconnect = on_disconnect
-    with psycopg.connect(info.database_url) as conn, BrokerAdmin(info.admin_endpoint) as admin:
+    with connect(DatabaseSettings(database_url=info.database_url)) as conn, \
+            BrokerAdmin(info.admin_endpoint) as admin:
         revoke(conn, admin, car.device_id)
     cut_off.wait(10)
     client.loop_stop()
@@ -281,56 +271,59 @@ def _revoke_live(info: StackInfo, car: SimCar) -> list[tuple[str, str]]:
             ("revoked: connects again", again)]
 
 
-def _report_access(intruders: list[tuple[str, str]], revocation: list[tuple[str, str]]) -> None:
-    table = Table(title="the broker's answer to who must not get in")
-    table.add_column("attempt")
-    table.add_column("broker said")
-    for attempt, said in [*intruders, *revocation]:
-        table.add_row(attempt, said or "[red]ALLOWED[/red]")
+def _table(title: str) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAD)
+
+
+def _value_text(value: Any) -> str:
+    """A reading as a person reads it: numbers as printed, a place as 'latitude, longitude'."""
+    if isinstance(value, dict) and "latitude" in value:
+        return f"{value['latitude']:.5f}, {value['longitude']:.5f}"
+    return str(value)  # a float as Python prints it: the shortest text that reads back exactly
+
+
+def _print_report(console: Console, report: DemoReport) -> None:
+    table = _table("what happened")
+    table.add_column("", overflow="fold")
+    table.add_column("events", justify="right", no_wrap=True)
+    table.add_row("published by the cars", str(report.published))
+    table.add_row("ingested (stored once)", str(report.stored))
+    table.add_row("redelivered by the broker, dropped", str(report.duplicates))
+    table.add_row("rejected into quarantine", str(report.quarantined.total()))
+    for reason, n in sorted(report.quarantined.items()):
+        wanted = report.expected_quarantine.get(reason, 0)
+        table.add_row(f"  {reason}", f"{n}" + ("" if wanted == n else f" (expected {wanted})"))
     console.print(table)
+    console.print(f"everything committed within {report.latency_s:.1f}s of the first publish")
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def ingest_metric(port: int, name: str) -> float:
-    """One counter from the ingest's Prometheus endpoint (text exposition format)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
-
-
-def _report(published: int, stored: int, duplicates: float, rejected: Counter[str],
-            expected: Counter[str],
-            latency_s: float, latest: object, car: SimCar) -> None:
-    table = Table(title="what happened")
-    table.add_column("")
-    table.add_column("events", justify="right")
-    table.add_row("published by the cars", str(published))
-    table.add_row("ingested (stored once)", str(stored))
-    table.add_row("redelivered by the broker, dropped", f"{duplicates:g}")
-    table.add_row("rejected into quarantine", str(sum(rejected.values())))
-    for reason, count in sorted(rejected.items()):
-        mark = "" if expected.get(reason) == count else f" (expected {expected.get(reason, 0)})"
-        table.add_row(f"  {reason}", f"{count}{mark}")
-    console.print(table)
-    console.print(f"everything committed within {latency_s:.1f}s of the first publish")
-    body = latest if isinstance(latest, dict) else {}
-    signals = Table(title=f"GET /v1/vehicles/{body.get('vehicle_id')}/signals/latest "
-                          f"(device {car.device_id})")
-    signals.add_column("name", no_wrap=True)
-    signals.add_column("value")
-    signals.add_column("unit")
-    signals.add_column("timestamp", no_wrap=True)
-    for entry in body.get("signals", []):
-        signals.add_row(entry["name"], json.dumps(entry["value"]), entry["unit"],
-                        entry["timestamp"])
+    # Values and units are what the reader came for: names and values never cut, times short.
+    vehicle = report.latest.get("vehicle_id")
+    signals = _table(f"GET /v1/vehicles/{vehicle}/signals/latest (device {report.latest_device})")
+    signals.add_column("signal", no_wrap=True)
+    signals.add_column("value and unit", overflow="fold")
+    signals.add_column("at (UTC)", no_wrap=True)
+    for entry in report.latest.get("signals", []):
+        at = datetime.fromisoformat(entry["timestamp"])
+        value = f"{_value_text(entry['value'])} {entry['unit']}".strip()
+        signals.add_row(entry["name"], value, f"{at:%H:%M:%S}")
     console.print(signals)
+
+    agent = report.agent_car
+    agent_table = _table(f"the agent car (device {agent.device_id})")
+    agent_table.add_column("signal stored", no_wrap=True)
+    agent_table.add_column("readings", justify="right")
+    for name, n in sorted(agent.readings_by_name.items()):
+        agent_table.add_row(name, str(n))
+    agent_table.add_row("[dim]left in the agent's spool[/dim]", str(agent.left_in_spool))
+    console.print(agent_table)
+    console.print(f"its adapter: {agent.adapter_line}")
+
+    console.print(report_table(report.movement))
+
+    access = _table("the broker's answer to who must not get in")
+    access.add_column("attempt", overflow="fold")
+    access.add_column("broker said", overflow="fold")
+    for attempt, said in report.access:
+        access.add_row(attempt, said or "[red]ALLOWED[/red]")
+    console.print(access)
+

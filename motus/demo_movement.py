@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import psycopg
-from rich.console import Console
 from rich.table import Table
 
-from ingest.movement import Proof, Verdict
-from ingest.movement_store import days_between, prove_day
+from movement.proof import Proof, Verdict
+from movement.report import proofs_table
+from movement.store import days_between, prove_day
 from simulators.spoofing import Scenario, fake_speed_parked, gps_teleport, odometer_rollback
 
 #: Spoofs with one car each, so each is one vehicle of its own in the report.
@@ -53,27 +53,9 @@ def prove(database_url: str, first: datetime, last: datetime, labels: dict[UUID,
     return MovementOutcome(proofs, labels, honest, spoofed)
 
 
-def vehicle_of(database_url: str, device_id: str) -> UUID | None:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT vehicle_id FROM devices WHERE id = %s", (device_id,)).fetchone()
-    return None if row is None else row[0]
-
-
-def report(console: Console, outcome: MovementOutcome) -> None:
-    table = Table(title="proof of movement (motus movement prove)")
-    for column in ("car", "verdict", "km", "gps / odometer / speed", "reasons"):
-        table.add_column(column)
-    for vehicle, label in outcome.labels.items():
-        proof = outcome.proofs.get(vehicle)
-        if proof is None:
-            table.add_row(label, "[dim]no GPS, speed or odometer[/dim]", "", "", "")
-            continue
-        m = proof.measures
-        km = "-" if proof.distance_km is None else f"{proof.distance_km:.2f}"
-        measures = " / ".join("-" if v is None else f"{v:.2f}" for v in (m.gps_km, m.odometer_km, m.speed_km))
-        colour = "red" if proof.verdict is Verdict.REFUSED else "green"
-        table.add_row(label, f"[{colour}]{proof.verdict}[/{colour}]", km, measures, ", ".join(proof.reasons))
-    console.print(table)
+def report_table(outcome: MovementOutcome) -> Table:
+    rows = [(vehicle, outcome.proofs.get(vehicle)) for vehicle in outcome.labels]
+    return proofs_table("proof of movement (motus movement prove)", rows, outcome.labels.__getitem__)
 
 
 def labels_for(vehicles: list[UUID], spoofs: list[Scenario], spoof_vehicles: list[UUID]) -> dict[UUID, str]:

@@ -1,6 +1,6 @@
-"""Typed protocol errors. Every rejection names a stable reason code (quarantine key, metric label).
-
-All of these blame the producer (the device or whoever built the message), never the network.
+"""The protocol's errors. Every rejected message names a stable reason code (quarantine key,
+metric label); rejections blame the producer (the device or whoever built the message), never
+the network.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ class Reason(StrEnum):
 
 
 class ProtocolError(Exception):
-    """Base of every protocol error: a reason code plus a human-readable detail."""
+    """Base of the errors of the protocol package."""
+
+
+class RejectedMessage(ProtocolError):
+    """A message the network refuses: a reason code plus a human-readable detail."""
 
     reason: Reason = Reason.INVALID_ENVELOPE
 
@@ -40,25 +44,25 @@ class ProtocolError(Exception):
         return f"{self.reason.value}: {self.detail}"
 
 
-class EventTooLarge(ProtocolError):
+class EventTooLarge(RejectedMessage):
     reason = Reason.TOO_LARGE
 
 
-class MalformedEvent(ProtocolError):
+class MalformedEvent(RejectedMessage):
     reason = Reason.MALFORMED_JSON
 
 
-class InvalidEnvelope(ProtocolError):
+class InvalidEnvelope(RejectedMessage):
     reason = Reason.INVALID_ENVELOPE
 
 
-class TopicError(ProtocolError):
+class TopicError(RejectedMessage):
     reason = Reason.BAD_TOPIC
 
 
-class SignatureError(ProtocolError):
+class SignatureError(RejectedMessage):
     reason = Reason.BAD_SIGNATURE
 
 
-class InvalidSignal(ProtocolError):
+class InvalidSignal(RejectedMessage):
     reason = Reason.UNKNOWN_SIGNAL

@@ -23,11 +23,13 @@ from typing import Any
 
 import rfc8785
 
+from protocol.errors import ProtocolError
+
 _SAFE_INTEGER = 2**53 - 1  # Number.MAX_SAFE_INTEGER; the reference refuses larger integers
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-class _NotPlain(Exception):
+class _NotPlain(ProtocolError):
     """The document needs the reference canonicalizer."""
 
 

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Prepare this Debian/Ubuntu machine for Motus. Safe to run again: it installs only what is
 # missing (Python >= 3.11 with venv, Mosquitto and its clients, PostgreSQL server binaries,
-# OpenSSL), then creates .venv and installs the project with its dev extras.
+# OpenSSL), then creates .venv and installs the project with its dev extras. It prints a few
+# lines; the installers' own output goes to .motus/setup.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+mkdir -p .motus
+SETUP_LOG="$PWD/.motus/setup.log"
+echo "== setup $(date -u +%FT%TZ)" >>"$SETUP_LOG"
 
 find_python() {
     for candidate in python3.13 python3.12 python3.11 python3; do
@@ -35,23 +40,22 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl 
     packages+=(postgresql)
 fi
 
+started=$(date +%s)
 if [ "${#packages[@]}" -gt 0 ]; then
-    echo "setup: installing ${packages[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${packages[@]}" >/dev/null
+    echo "setup: installing ${packages[*]} (apt)"
+    apt_install "${packages[@]}"
     PYTHON="$(find_python)"
 fi
 
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv with $PYTHON"
-    "$PYTHON" -m venv .venv
+    run_logged "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.motus-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing Python packages"
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    echo "setup: installing the project and its Python packages into .venv"
+    run_logged .venv/bin/python -m pip install --upgrade pip
+    run_logged .venv/bin/python -m pip install -e '.[dev]'
     touch "$stamp"
 fi
-echo "setup: ready"
+echo "setup: ready ($(($(date +%s) - started)) s; details in .motus/setup.log)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -14,7 +14,7 @@ from protocol.envelope import Location
 from simulators.drive_cycles import CAR_CYCLES, drive_cycle
 from simulators.vehicle import LiveVehicle, SimulatedVehicle
 
-app = typer.Typer(help="Simulated hardware: an ELM327 adapter or a GPS receiver on a pty.",
+app = typer.Typer(help="Simulated hardware: an ELM327 adapter or a GPS receiver on a pty, a fleet.",
                   no_args_is_help=True)
 
 CYCLE = typer.Option("WLTC", help=f"Drive cycle: {', '.join(CAR_CYCLES)}.")
@@ -95,42 +95,3 @@ def nmea(
         receiver.feed_from(lambda: sentences(car.advance(), datetime.now(UTC)), 1.0 / rate_hz, stop)
     finally:
         receiver.close()
-
-
-@app.command()
-def fleet(
-    cars: int = typer.Option(10, min=1, max=10_000, help="Cars, each a registered device of its own."),
-    rate: float = typer.Option(100.0, min=0.1, help="Events per second, the whole fleet together."),
-    seconds: float = typer.Option(60.0, min=1, help="How long to publish."),
-    seed: int = typer.Option(1, help="Makes the fleet (keys, VINs, routes) reproducible."),
-) -> None:
-    """Register CARS simulated cars (MOTUS_* settings, as `motus device register`) and publish
-    their drives over MQTT/TLS at RATE events per second: a load for the ingest."""
-    import psycopg
-
-    from broker_config.admin import BrokerAdmin, BrokerAdminError
-    from motus.device_cli import ProvisioningSettings
-    from motus.provisioning import ProvisioningError, provision_fleet
-    from simulators.fleet import BrokerRefused, Publisher, make_fleet, publish_paced
-
-    settings = ProvisioningSettings()
-    fleet_cars = make_fleet(cars, seed=seed, drive_seconds=int(seconds * rate / cars) + 2)
-    try:
-        with psycopg.connect(settings.database_url) as conn, BrokerAdmin(settings.admin_endpoint()) as admin:
-            provision_fleet(conn, admin, fleet_cars, lambda i: f"fleet-{seed}-{i}@motus.example")
-    except (psycopg.Error, BrokerAdminError, ProvisioningError) as exc:
-        typer.echo(f"error: cannot register the fleet: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    endpoint = settings.device_endpoint()
-    publisher = Publisher(lambda car: endpoint.model_copy(
-        update={"username": car.device_id, "password": car.mqtt_password}))
-    try:
-        run = publish_paced(publisher, fleet_cars, events_per_s=rate, seconds=seconds,
-                            start=datetime.now(UTC) - timedelta(seconds=seconds))
-    except (BrokerRefused, TimeoutError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        publisher.close()
-    typer.echo(f"published {run.published} events from {cars} cars in {run.seconds:.1f} s "
-               f"({run.published / run.seconds:.0f}/s; at most {run.max_lag_s:.2f} s behind schedule)")

@@ -9,13 +9,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from motus.demo_agent import stored_readings
+from device_agent.config import Elm327Section, GpsSection
 from protocol.envelope import Location
 from simulators.drive_cycles import drive_cycle
 from simulators.ecu import EmulatedEcu
 from simulators.elm327_emulator import Elm327Emulator, PtyElm327
 from simulators.nmea import PtyNmea, sentences
 from simulators.vehicle import LiveVehicle, SimulatedVehicle
+from stack.probes import readings_by_name
 from tests.fixtures.agent import AgentProcess, provision_agent
 from tests.fixtures.helpers import scalar, wait_until
 
@@ -32,16 +33,12 @@ def test_elm327_and_gps_readings_reach_the_database(
     gps = threading.Thread(target=receiver.feed_from, daemon=True,
                            args=(lambda: sentences(car.advance(), datetime.now(UTC)), 0.2, stop))
     with PtyElm327(emulator) as adapter:
-        device.write_config(broker_reachable=True)
-        with device.config.open("a") as config:
-            config.write(f"""
-[sources.elm327]
-port = "{adapter.port}"
-signals = {{ speed = 5, powertrainCombustionEngineSpeed = 5, powertrainTransmissionTravelledDistance = 1 }}
-
-[sources.gps]
-port = "{receiver.port}"
-""")
+        device.write_config(
+            broker_reachable=True,
+            elm327=Elm327Section(port=adapter.port, signals={
+                "speed": 5, "powertrainCombustionEngineSpeed": 5,
+                "powertrainTransmissionTravelledDistance": 1}),
+            gps=GpsSection(port=receiver.port))
         gps.start()
         agent = AgentProcess(device)
         try:
@@ -49,7 +46,7 @@ port = "{receiver.port}"
                       "obdDTCList", "currentLocationCoordinates", "dimoAftermarketNSAT"}
 
             def every_source() -> bool:
-                counts = stored_readings(database_url, device.device_id)
+                counts = readings_by_name(database_url, device.device_id)
                 return wanted <= {n for n, c in counts.items() if c >= 3 or n == "obdDTCList"}
 
             wait_until(every_source, 30, "readings from every source")
@@ -58,7 +55,7 @@ port = "{receiver.port}"
             stop.set()
             gps.join(timeout=5)
             receiver.close()
-    counts = stored_readings(database_url, device.device_id)
+    counts = readings_by_name(database_url, device.device_id)
     assert counts["speed"] >= counts["powertrainTransmissionTravelledDistance"]
     dtcs = scalar(database_url, "SELECT value FROM signals_text WHERE device_id = %s AND name = 'obdDTCList' "
                   "LIMIT 1", (device.device_id,))

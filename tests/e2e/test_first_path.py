@@ -1,9 +1,6 @@
 """Car -> Mosquitto -> `motus ingest run` -> PostgreSQL -> `motus api serve`, all real processes."""
 
 import json
-import os
-import re
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -11,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from motus.stack import free_port
 from protocol.catalog import load_catalog
 from simulators.fleet import drive_events, make_fleet
 from simulators.hostile import hostile_messages
+from stack.services import start_api, start_ingest
 from tests.fixtures.helpers import publisher, register, scalar, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -25,45 +22,20 @@ def get_json(url):
         return json.loads(response.read())
 
 
-def reachable(url):
-    try:
-        get_json(url)
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def services(local_stack, ingest_settings, tmp_path):
-    api_port = free_port()
-    env = {**os.environ, **local_stack.env(), "MOTUS_DATABASE_URL": ingest_settings.database_url,
-           "MOTUS_INGEST_GROUP": ingest_settings.ingest_group,
-           "MOTUS_INGEST_CLIENT_ID": ingest_settings.ingest_client_id,
-           "MOTUS_API_PORT": str(api_port)}
-    logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("ingest", "api")}
-    processes = {
-        name: subprocess.Popen([sys.executable, "-m", "motus", *args], env=env,
-                               stdout=logs[name], stderr=subprocess.STDOUT)
-        for name, args in (("ingest", ["ingest", "run"]), ("api", ["api", "serve"]))
-    }
-    base = f"http://127.0.0.1:{api_port}"
-    try:
-        wait_until(lambda: "ingesting from" in (tmp_path / "ingest.log").read_text(), 60,
-                   "ingest to subscribe")
-        wait_until(lambda: reachable(f"{base}/healthz"), 60, "the API to listen")
-        yield base, processes, tmp_path
-    finally:
-        for process in processes.values():
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-        for log in logs.values():
-            log.close()
+    settings = {"database_url": ingest_settings.database_url, "ingest_group": ingest_settings.ingest_group,
+                "ingest_client_id": ingest_settings.ingest_client_id}
+    with start_ingest(local_stack, tmp_path / "ingest.log", settings=settings) as ingest, \
+            start_api(local_stack, tmp_path / "api.log",
+                      settings={"database_url": ingest_settings.database_url}) as api:
+        yield f"http://127.0.0.1:{api.ports['http']}", ingest
 
 
 def test_signed_readings_arrive_at_the_api_with_values_units_and_timestamps(
     local_stack, ingest_settings, services
 ):
-    base, processes, logdir = services
+    base, ingest = services
     database_url = ingest_settings.database_url
     cars = make_fleet(3, seed=41, drive_seconds=120)
     vehicles = register(database_url, cars, local_stack)
@@ -94,36 +66,39 @@ def test_signed_readings_arrive_at_the_api_with_values_units_and_timestamps(
         assert got["powertrainTransmissionTravelledDistance"]["value"] == pytest.approx(
             car.vehicle.state.odometer_km, abs=0.001)
 
-    processes["ingest"].send_signal(signal.SIGTERM)
-    assert processes["ingest"].wait(timeout=30) == 0
-    summary = (logdir / "ingest.log").read_text()
-    assert "stored 360 (3600 readings), duplicates 0, quarantined 0" in summary
+    assert ingest.stop() == 0
+    assert "stored 360 (3600 readings), duplicates 0, quarantined 0" in ingest.log_text()
 
 
 def test_demo_runs_the_whole_path_and_reports_it(stack_dir):
     result = subprocess.run(
         [sys.executable, "-m", "motus", "demo", "--cars", "2", "--seconds", "30",
-         "--dir", str(stack_dir)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "120"},
+         "--dir", str(stack_dir), "--json"],
+        capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert "published over MQTT/TLS 60 signed events (600 readings) from 2 cars" in out
-    assert "ingested (stored once)             │   1860" in out  # the fleet's 60 and the spoofs' 1800
-    assert "redelivered by the broker, dropped │      0" in out
+    assert "published over MQTT/TLS 60 signed events (600 readings) from 2 cars" in result.stderr
+    assert "published 1800 signed events from 3 spoofing cars" in result.stderr
+    report = json.loads(result.stdout)  # stdout holds the report alone
+    assert report["ok"] is True
+    assert report["published"] == report["stored"] == 1860  # the fleet's 60 and the spoofs' 1800
+    assert report["duplicates"] == 0
     two = make_fleet(2, seed=1, drive_seconds=1)
     corpus = hostile_messages(two[0], two[1], datetime.now(UTC))
-    assert f"rejected into quarantine           │     {len(corpus) + 1}" in out
-    assert "  replayed                         │      1" in out
-    assert "(expected" not in out
-    assert "ALLOWED" not in out
+    assert sum(report["quarantined"].values()) == len(corpus) + 1
+    assert report["quarantined"]["replayed"] == 1
+    assert report["quarantined"] == report["expected_quarantine"]
     # the proof of movement: every spoof refused for what it planted, no honest car refused
-    assert "published 1800 signed events from 3 spoofing cars" in out
+    verdicts = {row["car"]: row for row in report["movement"]}
     for spoof, reason in (("gps_teleport", "impossible_jump"), ("odometer_rollback", "odometer_rollback"),
                           ("fake_speed_parked", "speed_while_still")):
-        assert re.search(rf"spoof: {spoof}\s+│ refused .*│ {reason}", out), spoof
-    assert re.search(r"fleet car 1\s+│ (still|moved) ", out)
-    assert re.search(r"the agent car\s+│ (still|moved|insufficient) ", out)
-    assert "│ revoked while connected: cut off  │ Administrative action │" in out
-    assert out.count("Not authorized") == 5
-    assert "powertrainTransmissionTravelledDistance" in out
+        assert verdicts[f"spoof: {spoof}"]["verdict"] == "refused"
+        assert reason in verdicts[f"spoof: {spoof}"]["reasons"], spoof
+    assert verdicts["fleet car 1"]["verdict"] in ("still", "moved")
+    assert verdicts["the agent car"]["verdict"] in ("still", "moved", "insufficient")
+    said = {row["attempt"]: row["broker_said"] for row in report["broker_refusals"]}
+    assert said["revoked while connected: cut off"] == "Administrative action"
+    assert list(said.values()).count("Not authorized") == 5
+    assert report["agent_car"]["ok"] is True
+    names = {s["name"] for s in report["latest"]["signals"]}
+    assert "powertrainTransmissionTravelledDistance" in names

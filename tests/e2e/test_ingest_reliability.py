@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,29 +16,18 @@ import psycopg
 import pytest
 
 from migrations.runner import upgrade
-from motus.demo import ingest_metric
-from motus.stack import LocalStack, StackInfo, free_port
-from simulators.fleet import PacedRun, make_fleet, publish_paced
+from simulators.fleet import make_fleet
+from simulators.publisher import PacedRun, publish_paced
+from stack.local import LocalStack, StackInfo
+from stack.services import scrape, start_ingest
 from tests.fixtures.helpers import publisher, register, scalar, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def ingest_env(stack: StackInfo, database_url: str, tag: str) -> dict[str, str]:
-    return {**os.environ, **stack.env(), "MOTUS_DATABASE_URL": database_url,
-            "MOTUS_INGEST_GROUP": f"rel{tag}", "MOTUS_INGEST_CLIENT_ID": f"rel-ingest-{tag}",
-            "MOTUS_INGEST_BATCH_SECONDS": "0.1"}
-
-
-def spawn_ingest(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "motus", "ingest", "run", *args], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=60)
+def ingest_settings(database_url: str, tag: str) -> dict[str, str]:
+    return {"database_url": database_url, "ingest_group": f"rel{tag}",
+            "ingest_client_id": f"rel-ingest-{tag}", "ingest_batch_seconds": "0.1"}
 
 
 def worker_pids(supervisor: int) -> list[int]:
@@ -99,12 +86,9 @@ def assert_each_event_once(database_url: str, total: int) -> None:
 
 def test_workers_killed_mid_batch_again_and_again_lose_and_double_nothing(
         local_stack, database_url, tmp_path):
-    log = tmp_path / "ingest.log"
-    metrics_port = free_port()
-    env = {**ingest_env(local_stack, database_url, "kill"), "MOTUS_INGEST_METRICS_PORT": str(metrics_port)}
-    supervisor = spawn_ingest(env, log, "--workers", "2")
+    supervisor = start_ingest(local_stack, tmp_path / "ingest.log", workers=2,
+                              settings=ingest_settings(database_url, "kill"))
     try:
-        wait_until(lambda: log.read_text().count("ingesting as") >= 2, 60, "two workers subscribed")
         rng = random.Random(5)
         kills = 0
         with LiveFleet(local_stack, database_url, cars=20, rate=400, seconds=16, seed=51) as fleet:
@@ -118,12 +102,12 @@ def test_workers_killed_mid_batch_again_and_again_lose_and_double_nothing(
         assert fleet.result is not None
         assert kills >= 5
         assert_each_event_once(database_url, fleet.total)
-        assert log.read_text().count("starting it again") >= kills
+        assert supervisor.log_text(0).count("starting it again") >= kills
         # the killed workers had messages in hand: the broker delivered those again
-        received = ingest_metric(metrics_port, "motus_ingest_received_events_total")
+        received = scrape(supervisor.ports["metrics"]).value("motus_ingest_received_events_total")
         assert received > fleet.total
     finally:
-        assert stop(supervisor) == 0, log.read_text()[-3000:]
+        assert supervisor.stop() == 0, supervisor.log_text()
 
 
 @pytest.fixture
@@ -139,16 +123,15 @@ def own_stack(stack_dir: Path) -> Iterator[tuple[LocalStack, StackInfo, str]]:
 
 def test_postgres_restart_during_ingest_waits_and_loses_nothing(own_stack, tmp_path):
     stack, info, database_url = own_stack
-    log = tmp_path / "ingest.log"
-    ingest = spawn_ingest(ingest_env(info, database_url, "pg"), log)
+    ingest = start_ingest(info, tmp_path / "ingest.log", settings=ingest_settings(database_url, "pg"))
     try:
-        wait_until(lambda: "ingesting from" in log.read_text(), 60, "ingest to subscribe")
         with LiveFleet(info, database_url, cars=10, rate=200, seconds=12, seed=61) as fleet:
             wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") != 0,
                        30, "ingest under way")
             stack.restart_postgres(pause_s=3.0)
             assert fleet.publishing  # the fleet kept sending while the database was gone
         assert_each_event_once(database_url, fleet.total)
-        assert "database unavailable" in log.read_text() or "registry unavailable" in log.read_text()
+        log = ingest.log_text(0)
+        assert "database unavailable" in log or "registry unavailable" in log
     finally:
-        assert stop(ingest) == 0, log.read_text()[-3000:]
+        assert ingest.stop() == 0, ingest.log_text()

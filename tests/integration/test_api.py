@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import ApiSettings
 from ingest.pipeline import Accepted, process_message
-from ingest.registry import DeviceDirectory
 from ingest.store import TelemetryStore
 from protocol.catalog import load_catalog
+from registry.directory import DeviceDirectory
 from simulators.fleet import drive_events, make_fleet
 from tests.fixtures.helpers import register
 

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from motus.cli import app
+from tests.fixtures.screen import assert_readable
 
 runner = CliRunner()
 
@@ -49,6 +50,8 @@ def test_stack_lifecycle_through_the_cli(stack_dir):
     assert "migrations applied" in up.stdout
     try:
         assert motus("stack", "status", "--dir", directory).returncode == 0
+        assert json.loads(motus("stack", "status", "--dir", directory, "--json").stdout) == {
+            "postgres": True, "mosquitto": True}
         exports = motus("stack", "env", "--dir", directory).stdout
         env = dict(re.findall(r"export (MOTUS_\w+)=(\S+)", exports))
         assert set(env) == {
@@ -67,11 +70,45 @@ def test_stack_lifecycle_through_the_cli(stack_dir):
     assert stopped.returncode == 1 and "stopped" in stopped.stdout
 
 
+def without_motus_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MOTUS_")}
+
+
 @pytest.mark.integration
 def test_db_upgrade_without_a_server_fails_clearly():
-    result = motus("db", "upgrade", env={"MOTUS_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
+    result = motus("db", "upgrade", env={"MOTUS_DATABASE_URL": "postgresql://x:secret@127.0.0.1:1/x"})
     assert result.returncode == 1
-    assert "error:" in result.stderr
+    assert result.stderr.startswith("error: cannot connect to the database at postgresql://x@127.0.0.1:1/x:")
+    assert "secret" not in result.stderr  # a password never reaches the terminal
+    assert "MOTUS_DATABASE_URL is not set" not in result.stderr  # it was set
+
+
+@pytest.mark.parametrize("command", [["device", "list"], ["db", "status"], ["movement", "prove", "--day",
+                                                                          "2026-11-20"],
+                                     ["ingest", "rollup"], ["ingest", "run"]])
+def test_unset_settings_say_what_to_run(command):
+    result = subprocess.run([sys.executable, "-m", "motus", *command], capture_output=True, text=True,
+                            timeout=60, env={**without_motus_settings(), "PGCONNECT_TIMEOUT": "3"})
+    assert result.returncode == 1
+    assert "MOTUS_DATABASE_URL is not set" in result.stderr
+    assert 'motus stack up`, then `eval "$(motus stack env)"`' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert re.fullmatch(r"motus \d+\.\d+\.\d+\n", result.output)
+
+
+def test_signals_table_reads_at_80_columns():
+    result = runner.invoke(app, ["signals"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    catalog = json.loads(runner.invoke(app, ["signals", "--json"]).output)
+    assert_readable(result.output, [e["name"] for e in catalog])
+    line = result.output.splitlines()[result.output.splitlines().index(
+        next(x for x in result.output.splitlines() if x.strip() == "speed")) + 1]
+    assert "km/h" in line and "0 .. " in line and "01 0D: A" in line  # speed's unit, range and PID
 
 
 def test_broker_init_writes_identities_once_and_config_uses_the_given_ports(tmp_path):
@@ -98,7 +135,8 @@ def test_motus_agent_loads_only_the_agent():
     probe = ("import sys; sys.argv = ['motus', 'agent', '--help']\n"
              "from motus.entry import main\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             "heavy = ('fastapi', 'psycopg', 'uvicorn', 'api', 'ingest')\n"
+             "heavy = ('fastapi', 'psycopg', 'uvicorn', 'api', 'ingest', 'registry', 'movement',"
+             " 'migrations', 'broker_config', 'stack', 'connections.database')\n"
              "print(sorted(m for m in heavy if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "run" in result.stdout and "status" in result.stdout

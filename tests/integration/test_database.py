@@ -5,10 +5,10 @@ import psycopg
 import pytest
 
 from ingest.pipeline import Accepted, Rejected, StoreReason, process_message
-from ingest.registry import DeviceDirectory
 from ingest.store import TelemetryStore
 from migrations import runner
 from protocol.catalog import load_catalog
+from registry.directory import DeviceDirectory
 from simulators.fleet import drive_events, make_fleet
 from tests.fixtures.helpers import register, scalar
 

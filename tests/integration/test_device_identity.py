@@ -7,6 +7,7 @@ Every client here is a real paho MQTT v5 client; devices are provisioned the way
 import hashlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -15,16 +16,21 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
-from broker_config.client import make_client
-from ingest.registry import DeviceDirectory
+from connections.errors import BrokerRefused
+from connections.mqtt import make_client
+from motus.cli import app as cli_app
 from protocol.agent_config import load_agent_config
 from protocol.endpoint import MqttEndpoint
 from protocol.envelope import SignalReading, build_event
 from protocol.signing import device_id_for, private_key_from_pem, public_key_bytes, sign_event
 from protocol.topics import Channel, device_topic
-from simulators.fleet import BrokerRefused, connect_device, drive_events, encode, make_fleet
+from registry.directory import DeviceDirectory
+from simulators.fleet import drive_events, encode, make_fleet
+from simulators.publisher import connect_device
 from tests.fixtures.helpers import publisher, register, scalar, wait_until
+from tests.fixtures.screen import assert_readable
 
 pytestmark = pytest.mark.integration
 
@@ -217,9 +223,16 @@ def test_register_refuses_a_key_twice_and_a_bad_vin_without_leaving_anything(
 ):
     env = {**local_stack.env(), "MOTUS_DATABASE_URL": database_url}
     key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
-    bad_vin = _motus("device", "register", "--owner", "a@test.example", "--vehicle", "IOQ",
-                     "--public-key", key, "--out", str(tmp_path), "--json", env=env)
-    assert bad_vin.returncode == 1 and "refused by the registry" in bad_vin.stderr
+    for vin, said in (("IOQ", "'IOQ' is not a VIN: a VIN has 17 characters (ISO 3779), this one has 3"),
+                      ("WMWZZZ3CZ8EI23456", "it holds 'I' (I, O and Q never appear in a VIN")):
+        bad_vin = _motus("device", "register", "--owner", "a@test.example", "--vehicle", vin,
+                         "--public-key", key, "--out", str(tmp_path), "--json", env=env)
+        assert bad_vin.returncode == 2 and said in bad_vin.stderr, bad_vin.stderr
+        assert "Traceback" not in bad_vin.stderr and "violates" not in bad_vin.stderr
+    bad_email = _motus("device", "register", "--owner", "not-an-address", "--public-key", key,
+                       "--out", str(tmp_path), "--json", env=env)
+    assert bad_email.returncode == 2
+    assert "'not-an-address' is not an e-mail address (expected name@example.com)" in bad_email.stderr
     assert scalar(database_url, "SELECT count(*) FROM drivers") == 0
     first = _motus("device", "register", "--owner", "a@test.example", "--public-key", key,
                    "--out", str(tmp_path), "--json", env=env)
@@ -244,3 +257,70 @@ def test_ingest_applies_a_revocation_from_its_next_batch(local_stack, database_u
         directory.refresh_revocations()
         record = directory.lookup(cars[0].device_id)
         assert record is not None and record.revoked
+
+
+def test_the_directory_cache_expires_by_its_injected_clock(local_stack, database_url):
+    cars = make_fleet(1, seed=63, drive_seconds=1)
+    register(database_url, cars)
+    now = [1000.0]
+    with psycopg.connect(database_url) as conn:
+        directory = DeviceDirectory(conn, ttl_s=5, monotonic=lambda: now[0])
+        before = directory.lookup(cars[0].device_id)
+        assert before is not None and before.vehicle_id is not None
+        with psycopg.connect(database_url) as other:  # paired with another vehicle meanwhile
+            row = other.execute("INSERT INTO vehicles (owner_id) SELECT owner_id FROM devices RETURNING id"
+                                ).fetchone()
+            assert row is not None
+            other.execute("UPDATE devices SET vehicle_id = %s", (row[0],))
+        now[0] += 4.9  # within the TTL: the cached record
+        assert directory.lookup(cars[0].device_id) == before
+        now[0] += 0.2  # past it: read again
+        after = directory.lookup(cars[0].device_id)
+        assert after is not None and after.vehicle_id == row[0] != before.vehicle_id
+
+
+def test_register_keeps_secrets_out_of_the_work_tree_and_the_agent_reads_what_it_wrote(
+        local_stack, database_url, tmp_path):
+    env = {**local_stack.env(), "MOTUS_DATABASE_URL": database_url, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    result = _motus("device", "register", "--owner", "erin@test.example", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    device = json.loads(result.stdout)
+    folder = tmp_path / "xdg" / "motus" / "devices" / device["device_id"]
+    assert device["agent_config"] == str(folder / "agent.toml")
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    for secret in ("agent.toml", "device.key"):
+        assert oct((folder / secret).stat().st_mode & 0o777) == "0o600"
+    assert "warning" not in result.stderr
+
+    # the file as written: `agent status` reads it, `agent run` asks for a source
+    status = _motus("agent", "status", "--config", device["agent_config"], "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["events"] == 0
+    run = _motus("agent", "run", "--config", device["agent_config"], env=env)
+    assert run.returncode == 1
+    assert "no source to read: add a [sources.elm327]" in run.stderr and "Traceback" not in run.stderr
+
+    # a directory inside a git work tree gets a warning
+    tree = tmp_path / "checkout"
+    (tree / ".git").mkdir(parents=True)
+    inside = _motus("device", "register", "--owner", "erin@test.example", "--out", str(tree / "devices"),
+                    env=env)
+    assert inside.returncode == 0, inside.stderr
+    assert f"warning: {tree / 'devices'} is inside the work tree {tree}" in inside.stderr
+
+
+def test_device_list_reads_at_80_columns(local_stack, database_url):
+    cars = make_fleet(3, seed=77, drive_seconds=1)
+    register(database_url, cars, local_stack)
+    env = {**local_stack.env(), "MOTUS_DATABASE_URL": database_url, "COLUMNS": "80"}
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE drivers SET email = 'a.very.long.address.of.a.driver@fleet-operator.example'"
+                     " WHERE email = 'owner1@test.example'")
+    result = CliRunner().invoke(cli_app, ["device", "list"], env=env)
+    assert result.exit_code == 0, result.output
+    assert_readable(result.output, [c.device_id for c in cars] + [c.vin for c in cars])
+    # the long address folds over lines, but all of it is there
+    rest = result.output
+    for other in [c.device_id for c in cars] + [c.vin for c in cars] + re.findall(r"\d{4}-\d\d-\d\d", rest):
+        rest = rest.replace(other, "")
+    assert "a.very.long.address.of.a.driver@fleet-operator.example" in "".join(rest.split())

@@ -12,11 +12,11 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from ingest.movement_store import prove_day
 from ingest.pipeline import Accepted, process_message
-from ingest.registry import DeviceDirectory
 from ingest.store import TelemetryStore
+from movement.store import prove_day
 from protocol.catalog import load_catalog
+from registry.directory import DeviceDirectory
 from simulators.fleet import SimCar
 from tests.fixtures.helpers import register
 from tests.fixtures.scenarios import START, all_scenarios

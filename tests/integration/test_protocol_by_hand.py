@@ -12,8 +12,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from ingest.registry import add_vehicle
 from protocol.signing import device_id_for
+from registry.store import add_vehicle
 from tests.fixtures.helpers import scalar, wait_until
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,8 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from simulators.fleet import Publisher, make_fleet, publish_paced
+from simulators.fleet import make_fleet
+from simulators.publisher import Publisher, publish_paced
 from tests.fixtures.helpers import scalar, wait_until
 
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from ingest.movement import (
+from movement.proof import (
     LOCATION,
     ODOMETER,
     SPEED,
@@ -25,11 +25,13 @@ from ingest.movement import (
     judge,
     measure,
 )
+from movement.report import proofs_table
 from protocol.envelope import Location, parse_json_object, validate_event
 from simulators.drive_cycles import CAR_CYCLES
 from simulators.fleet import CITIES
 from simulators.spoofing import Scenario
 from tests.fixtures.scenarios import START, all_scenarios
+from tests.fixtures.screen import assert_readable, rendered
 
 DAY = START.date()
 
@@ -222,3 +224,13 @@ def test_trace_shared_with_another_vehicle_is_judged_by_share():
     assert Refusal.IDENTICAL_TRACE not in few.reasons
     assert Refusal.IDENTICAL_TRACE in most.reasons
     assert Refusal.REPLAYED_TRACE in earlier.reasons and Refusal.IDENTICAL_TRACE not in earlier.reasons
+
+
+def test_the_proofs_table_reads_at_80_columns(everything):
+    proofs = [p for day_proofs in everything.values() for p in day_proofs]
+    table = proofs_table("movement", ((p.vehicle_id, p) for p in proofs))
+    text = rendered(lambda console: console.print(table))
+    reasons = sorted({str(r) for p in proofs for r in p.reasons})
+    assert {"impossible_jump", "odometer_rollback", "speed_while_still"} <= set(reasons)
+    assert_readable(text, [str(p.vehicle_id) for p in proofs] + reasons
+                    + [f"{p.distance_km:.2f} km" for p in proofs if p.distance_km is not None])

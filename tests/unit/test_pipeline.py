@@ -3,9 +3,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.pipeline import Accepted, DeviceRecord, Rejected, process_message
+from ingest.pipeline import Accepted, Rejected, process_message
 from ingest.rows import reading_rows
 from protocol.catalog import load_catalog
+from registry.records import DeviceRecord
 from simulators.fleet import drive_events, make_fleet
 from simulators.hostile import hostile_messages
 

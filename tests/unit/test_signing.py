@@ -14,7 +14,7 @@ from protocol.envelope import (
     parse_json_object,
     validate_event,
 )
-from protocol.errors import ProtocolError, Reason, SignatureError
+from protocol.errors import Reason, RejectedMessage, SignatureError
 from protocol.signing import (
     canonical_json,
     device_id_for,
@@ -76,7 +76,7 @@ def test_any_changed_byte_is_refused(event, data):
     try:
         document = parse_json_object(bytes(payload))
         validate_event(document)
-    except ProtocolError:
+    except RejectedMessage:
         return  # refused before the signature: also a refusal
     # Some flips leave an equivalent document (e.g. whitespace); only those may verify.
     try:
@@ -164,7 +164,7 @@ def test_event_time_bounds_use_the_given_clock():
     at = now - timedelta(days=91)
     event = build_event(device_id=DEVICE, boot_id="b", seq=1, time=at,
                         signals=[SignalReading(name="speed", timestamp=at, value=3)])
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(RejectedMessage) as caught:
         check_readings(event, load_catalog(), now)
     assert caught.value.reason is Reason.TIMESTAMP_OUT_OF_BOUNDS
     check_readings(event, load_catalog(), now - timedelta(days=2))  # 89 days old then: fine

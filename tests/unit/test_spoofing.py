@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ingest import movement
+from movement import proof as movement
 from protocol.catalog import load_catalog
 from protocol.envelope import Location, parse_json_object, validate_event
 from protocol.signing import verify_document

@@ -9,9 +9,8 @@ only after the broker accepted its identity; revocation is committed to the data
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -21,26 +20,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker_config import dynsec
-from broker_config.admin import BrokerAdmin, BrokerAdminError
-from ingest.registry import (
-    BrokerPassword,
-    RegistryError,
-    add_device,
-    add_driver,
-    find_or_add_vehicle,
-    revoke_device,
-)
-from protocol.agent_config import AgentConfig, DeviceSection, dump_agent_config
+from broker_config.admin import BrokerAdmin
+from broker_config.errors import BrokerConfigError
+from protocol.agent_config import AgentConfig, DeviceSection, write_agent_config, write_private
 from protocol.endpoint import MqttEndpoint
 from protocol.signing import device_id_for
-from simulators.fleet import SimCar
+from registry.errors import ProvisioningError
+from registry.identity import check_email, check_vin
+from registry.records import BrokerPassword
+from registry.store import add_device, add_driver, device_exists, find_or_add_vehicle, revoke_device
 
 #: PBKDF2 rounds of the database's copy of broker passwords (migration 0004).
 DB_PBKDF2_ITERATIONS = 10_000
-
-
-class ProvisioningError(Exception):
-    """A registration or revocation that could not be carried out; the message says why."""
 
 
 def broker_password_record(password: str, salt: str) -> BrokerPassword:
@@ -58,6 +49,15 @@ class ProvisionedDevice:
     credential: dynsec.Credential
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceRequest:
+    """One device to register: its own public key, its driver, the vehicle it reads (if known)."""
+
+    public_key: bytes
+    email: str
+    vin: str | None = None
+
+
 def provision_device(
     conn: psycopg.Connection[tuple[object, ...]],
     admin: BrokerAdmin,
@@ -68,14 +68,15 @@ def provision_device(
 ) -> ProvisionedDevice:
     """Register a device for the driver ``email`` (created if new), paired with the vehicle
     ``vin`` (created if new), and give it a broker identity allowed only its own topics."""
+    email = check_email(email)
+    vin = check_vin(vin) if vin is not None else None
     device_id = device_id_for(public_key)
     credential = dynsec.Credential.generate(device_id)
     record = broker_password_record(credential.password, secrets.token_urlsafe(18))
     broker_done = False
     try:
         with conn.transaction():
-            if conn.execute("SELECT 1 FROM devices WHERE id = %s OR public_key = %s",
-                            (device_id, public_key)).fetchone():
+            if device_exists(conn, device_id, public_key):
                 raise ProvisioningError(f"a device with this public key ({device_id}) is "
                                         "already registered")
             owner = add_driver(conn, email)
@@ -85,9 +86,7 @@ def provision_device(
             broker_done = True
     except psycopg.errors.CheckViolation as exc:
         raise ProvisioningError(f"refused by the registry: {exc.diag.message_primary}") from exc
-    except RegistryError as exc:
-        raise ProvisioningError(str(exc)) from exc
-    except BrokerAdminError as exc:
+    except BrokerConfigError as exc:
         raise ProvisioningError(f"nothing registered: {exc}") from exc
     except psycopg.Error:
         if broker_done:  # the commit failed after the broker accepted: take the identity back
@@ -96,32 +95,31 @@ def provision_device(
     return ProvisionedDevice(device_id, email, public_key, vehicle, vin, credential)
 
 
-def provision_fleet(conn: psycopg.Connection[tuple[object, ...]], admin: BrokerAdmin,
-                    cars: Sequence[SimCar], email: Callable[[int], str]) -> list[UUID]:
-    """Provision simulated cars, each paired with its vehicle (its VIN), driver ``email(i)``;
-    each car keeps its broker password, as a real device keeps its agent config."""
-    vehicles = []
-    for i, car in enumerate(cars):
-        device = provision_device(conn, admin, email=email(i), public_key=car.public_key,
-                                  vin=car.vin)
-        car.mqtt_password = device.credential.password
-        assert device.vehicle_id is not None  # paired: it was given a VIN
-        vehicles.append(device.vehicle_id)
-    return vehicles
+def provision_devices(conn: psycopg.Connection[tuple[object, ...]], admin: BrokerAdmin,
+                      requests: Iterable[DeviceRequest]) -> list[ProvisionedDevice]:
+    return [provision_device(conn, admin, email=r.email, public_key=r.public_key, vin=r.vin)
+            for r in requests]
 
 
-def revoke(conn: psycopg.Connection[tuple[object, ...]], admin: BrokerAdmin,
-           device_id: str) -> None:
+def revoke(conn: psycopg.Connection[tuple[object, ...]], admin: BrokerAdmin, device_id: str) -> None:
     with conn.transaction():
         if revoke_device(conn, device_id) is None:
             raise ProvisioningError(f"no device {device_id!r} is registered")
     try:
         admin.execute(dynsec.revoke_device(device_id))
-    except BrokerAdminError as exc:
+    except BrokerConfigError as exc:
         raise ProvisioningError(
             f"{device_id} is revoked in the registry (ingest refuses its events) but the broker "
             f"did not disable it: {exc}; run the revocation again"
         ) from exc
+
+
+def agent_config_for(device: ProvisionedDevice, broker: MqttEndpoint, key_file: Path) -> AgentConfig:
+    """The agent config of a registered device: its id and key, the broker with its credentials."""
+    endpoint = broker.model_copy(update={"username": device.credential.username,
+                                         "password": device.credential.password})
+    return AgentConfig(device=DeviceSection(id=device.device_id, private_key_file=key_file),
+                       broker=endpoint, vehicle_vin=device.vin)
 
 
 def write_agent_files(
@@ -130,24 +128,14 @@ def write_agent_files(
     broker: MqttEndpoint,
     private_key: Ed25519PrivateKey | None,
 ) -> Path:
-    """Write ``agent.toml`` (and ``device.key`` when we made the key) into ``directory``;
-    both 0600, as they hold secrets. Returns the config's path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``agent.toml`` (and ``device.key`` when we made the key) into ``directory`` (0700);
+    both files 0600, as they hold secrets. Returns the config's path."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_path = directory / "device.key"
     if private_key is not None:
-        _write_private(key_path, private_key.private_bytes(
+        write_private(key_path, private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
-    endpoint = broker.model_copy(update={"username": device.credential.username,
-                                         "password": device.credential.password})
-    config = AgentConfig(device=DeviceSection(id=device.device_id, private_key_file=key_path),
-                         broker=endpoint, vehicle_vin=device.vin)
     config_path = directory / "agent.toml"
-    _write_private(config_path, dump_agent_config(config).encode())
+    write_agent_config(config_path, agent_config_for(device, broker, key_path))
     return config_path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)

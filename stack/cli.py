@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import typer
 from rich.console import Console
 
 from migrations.runner import MigrationError, upgrade
-from motus.binaries import StackError
-from motus.stack import LocalStack
+from stack.errors import StackError
+from stack.local import LocalStack
 
 app = typer.Typer(help="Start and stop a throwaway local Mosquitto + PostgreSQL.", no_args_is_help=True)
 DirOption = typer.Option(Path(".motus"), "--dir", help="Where the stack lives.")
@@ -52,11 +53,15 @@ def down(directory: Path = DirOption) -> None:
 
 
 @app.command()
-def status(directory: Path = DirOption) -> None:
+def status(directory: Path = DirOption,
+           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Say which servers are running; exit 1 unless both are."""
     state = LocalStack(directory).status()
-    for name, running in state.items():
-        console.print(f"{name:10} {'running' if running else 'stopped'}")
+    if as_json:
+        typer.echo(json.dumps(state))
+    else:
+        for name, running in state.items():
+            console.print(f"{name:10} {'running' if running else 'stopped'}")
     if not all(state.values()):
         raise typer.Exit(1)
 

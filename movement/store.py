@@ -14,7 +14,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest.movement import (
+from movement.proof import (
     DEFAULT_TOLERANCES,
     LOCATION,
     ODOMETER,

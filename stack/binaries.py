@@ -6,15 +6,9 @@ import re
 import shutil
 from pathlib import Path
 
+from stack.errors import MissingBinary
+
 PG_TOOLS = ("initdb", "pg_ctl", "postgres")
-
-
-class StackError(Exception):
-    """The local stack could not be started, stopped or read."""
-
-
-class MissingBinary(StackError):
-    """A server program the stack needs is not installed (scripts/setup.sh installs it)."""
 
 
 def _version_key(path: Path) -> tuple[int, ...]:

@@ -27,8 +27,9 @@ import psycopg
 
 from broker_config import BrokerLayout, dynsec, render_mosquitto_conf
 from broker_config.tls import ensure_dev_pki
-from motus.binaries import StackError, find_dynsec_plugin, find_mosquitto, find_pg_bindir
 from protocol.endpoint import MqttEndpoint
+from stack.binaries import find_dynsec_plugin, find_mosquitto, find_pg_bindir
+from stack.errors import StackError
 
 DATABASE = "motus"
 SUPERUSER = "motus"
