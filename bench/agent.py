@@ -49,9 +49,9 @@ BENCH_SIGNALS = (
 console = Console(stderr=True)
 
 
-def bench_stack(root: Path) -> tuple[LocalStack, StackInfo]:
+def bench_stack(root: Path, *, timescaledb: bool = False) -> tuple[LocalStack, StackInfo]:
     root.chmod(0o711)
-    stack = LocalStack(root / "stack")
+    stack = LocalStack(root / f"stack-{'timescaledb' if timescaledb else 'plain'}", timescaledb=timescaledb)
     return stack, stack.up()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Benchmarks; each prints its figures, the last line one JSON object.",
@@ -27,9 +29,26 @@ def ingest(
     seconds: float = typer.Option(10.0, min=1, help="Events for this long at the goal rate."),
     workers: int = typer.Option(3, min=1, max=64, help="Ingest worker processes."),
     naive_events: int = typer.Option(2000, min=100, help="Events for the naive consumer."),
+    timescaledb: bool = typer.Option(False, "--timescaledb",
+                                     help="Also measure the TimescaleDB path, beside the plain one."),
 ) -> None:
     """The ingest: signals/s end to end against the binary COPY ceiling and a naive consumer,
     p99 publish-to-commit at half the rate reached, nothing lost or duplicated."""
     from bench.ingest import main
 
-    main(seconds, workers, naive_events)
+    main(seconds, workers, naive_events, timescaledb)
+
+
+@app.command()
+def rewards(
+    vehicles: int = typer.Option(100_000, min=100, help="Vehicles in the synthetic network."),
+    proofs: int = typer.Option(200, min=1, help="Payout proofs to sample and verify."),
+    seed: int = typer.Option(4747, help="Seed of the synthetic network."),
+    profile: Path | None = typer.Option(None, help="Profile the first close (cProfile stats to this file; "
+                                                   "the top functions are printed)."),
+) -> None:
+    """Closing a weekly epoch over a synthetic network: seconds for the first close, the same
+    result twice, money and tokens conserved, the ledger and sampled payout proofs verified."""
+    from bench.rewards import main
+
+    main(vehicles, proofs, seed, profile)

@@ -259,16 +259,30 @@ class NaiveConsumer:
         self.directory.conn.close()
 
 
-def main(seconds: float, workers: int, naive_events: int) -> None:
+def measure(seconds: float, workers: int, naive_events: int, *, timescaledb: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="motus-bench-ingest-") as tmp:
         root = Path(tmp)
-        stack, info = bench_stack(root)
+        stack, info = bench_stack(root, timescaledb=timescaledb)
         try:
-            figures = _run(info, root, seconds, workers, naive_events)
+            return _run(info, root, seconds, workers, naive_events)
         finally:
             stack.down()
-    _report(figures)
-    print(json.dumps(figures))
+
+
+def main(seconds: float, workers: int, naive_events: int, timescaledb: bool = False) -> None:
+    """The plain path; with ``timescaledb``, the TimescaleDB path measured beside it in the same
+    run (the last line then holds both and their ratios)."""
+    plain = measure(seconds, workers, naive_events, timescaledb=False)
+    _report("motus bench ingest: plain PostgreSQL partitions", plain)
+    if not timescaledb:
+        print(json.dumps(plain))
+        return
+    hyper = measure(seconds, workers, naive_events, timescaledb=True)
+    _report("motus bench ingest: TimescaleDB hypertables", hyper)
+    ratios = {f"timescaledb_to_plain_{key}": round(hyper[key] / plain[key], 3)
+              for key in ("signals_per_s", "copy_ceiling_rows_per_s", "p99_ms") if plain[key]}
+    console.print(", ".join(f"{k}: {v}" for k, v in ratios.items()))
+    print(json.dumps({"plain": plain, "timescaledb": hyper, **ratios}))
 
 
 def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events: int) -> dict[str, Any]:
@@ -344,8 +358,8 @@ def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events
     }
 
 
-def _report(figures: dict[str, Any]) -> None:
-    table = Table(title="motus bench ingest")
+def _report(title: str, figures: dict[str, Any]) -> None:
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("goal", justify="right")

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,9 +149,9 @@ class IngestWorker:
         except psycopg.Error as exc:  # the write path waits for the database; this can wait too
             log.warning("housekeeping skipped: %s", exc)
             return
-        if done is not None and (done.partitions_created or done.hours_rolled_up or done.partitions_dropped):
-            log.info("housekeeping: %d partitions created, %d hours rolled up, %d partitions dropped",
-                     done.partitions_created, done.hours_rolled_up, done.partitions_dropped)
+        if done is not None and any(astuple(done)):
+            log.info("housekeeping: %d partitions created, %d hours rolled up, %d partitions dropped, "
+                     "%d retention policies changed", *astuple(done))
 
     def _next_batch(self) -> list[Delivery]:
         """Up to batch_events messages, closing batch_seconds after the oldest one arrived (not

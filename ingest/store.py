@@ -175,6 +175,8 @@ class Housekeeping:
     partitions_created: int
     hours_rolled_up: int
     partitions_dropped: int
+    #: TimescaleDB retention policies brought in line with motus_raw_retention().
+    retention_policies_changed: int
 
 
 #: Daily partitions are kept ready this many days ahead (and one behind, for late clocks).
@@ -182,7 +184,8 @@ PARTITIONS_AHEAD_DAYS = 7
 
 
 def housekeeping(conn: psycopg.Connection[tuple[object, ...]], today: date) -> Housekeeping | None:
-    """Partitions ahead, rollups of closed hours, expired partitions dropped.
+    """Partitions ahead, rollups of closed hours, expired partitions dropped, retention policies
+    following the retention setting.
 
     One ingest worker at a time does it (the others skip, None): a transaction-level advisory
     lock, so a worker killed while holding it releases it with its connection.
@@ -196,7 +199,9 @@ def housekeeping(conn: psycopg.Connection[tuple[object, ...]], today: date) -> H
                                ).fetchone()
         rolled = conn.execute("SELECT motus_refresh_rollups()").fetchone()
         dropped = conn.execute("SELECT motus_drop_expired_partitions()").fetchone()
-    return Housekeeping(*(int(row[0]) if row else 0 for row in (created, rolled, dropped)))  # type: ignore[call-overload]
+        policies = conn.execute("SELECT motus_apply_retention()").fetchone()
+    return Housekeeping(*(int(row[0]) if row else 0  # type: ignore[call-overload]
+                          for row in (created, rolled, dropped, policies)))
 
 
 def _replayed(copy: Accepted) -> Rejected:

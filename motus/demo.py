@@ -40,6 +40,7 @@ from registry.store import vehicle_of_device
 from simulators.fleet import SimCar, drive_events, make_fleet
 from simulators.hostile import hostile_messages
 from simulators.publisher import Publisher, connect_device
+from stack.cli import PathOption
 from stack.devices import register_cars_on
 from stack.errors import StackError
 from stack.local import LocalStack, StackInfo
@@ -133,10 +134,11 @@ def demo(
     keep_running: bool = typer.Option(False, help="Leave the stack running afterwards."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object "
                                  "(progress goes to stderr)."),
+    timescaledb: bool | None = PathOption,
 ) -> None:
     """Run the whole first path (car -> MQTT -> ingest -> PostgreSQL -> API) and report it."""
     console = Console(stderr=as_json)
-    stack = LocalStack(directory)
+    stack = LocalStack(directory, timescaledb=timescaledb)
     try:
         with console.status("starting PostgreSQL and Mosquitto"):
             info = stack.up()
@@ -144,8 +146,9 @@ def demo(
     except (StackError, MigrationError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    console.print(f"stack: PostgreSQL :{info.pg_port}, Mosquitto :{info.mqtt_port} "
-                  f"(TimescaleDB {'on' if info.timescaledb else 'off: plain partitions'})")
+    console.print(f"stack: PostgreSQL :{info.pg_port} "
+                  f"({'TimescaleDB hypertables' if info.timescaledb else 'plain PostgreSQL partitions'}), "
+                  f"Mosquitto :{info.mqtt_port}")
     try:
         report = _run(console, info, Path(info.dir), cars, seconds)
     finally:

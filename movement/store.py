@@ -64,19 +64,23 @@ def vehicles_active(conn: Conn, day: date) -> list[UUID]:
 
 
 def load_vehicle_day(conn: Conn, vehicle_id: UUID, day: date) -> VehicleDay:
+    """The day's fixes and samples in a total order: readings at one instant (a cloned device
+    in two cars) come in the same order whatever the storage (partitions, compressed chunks),
+    so proving a day again gives the same proof."""
     start, end = day_bounds(day)
     fixes = [
         Fix(ts, lat, lon, hdop)  # type: ignore[arg-type]
         for ts, lat, lon, hdop in conn.execute(
             "SELECT ts, latitude, longitude, hdop FROM signals_location"
-            " WHERE vehicle_id = %s AND name = %s AND ts >= %s AND ts < %s ORDER BY ts",
+            " WHERE vehicle_id = %s AND name = %s AND ts >= %s AND ts < %s"
+            " ORDER BY ts, device_id, latitude, longitude, hdop",
             (vehicle_id, LOCATION, start, end),
         )
     ]
     series: dict[str, list[Sample]] = {SPEED: [], ODOMETER: []}
     for name, ts, value in conn.execute(
         "SELECT name, ts, value FROM signals_numeric"
-        " WHERE vehicle_id = %s AND name = ANY(%s) AND ts >= %s AND ts < %s ORDER BY ts",
+        " WHERE vehicle_id = %s AND name = ANY(%s) AND ts >= %s AND ts < %s ORDER BY ts, device_id, value",
         (vehicle_id, [SPEED, ODOMETER], start, end),
     ):
         series[name].append(Sample(ts, value))  # type: ignore[arg-type, index]

@@ -20,8 +20,9 @@ from broker_config.admin import BrokerAdmin
 from broker_config.errors import BrokerConfigError
 from connections.database import connect
 from connections.errors import ConnectionsError
-from connections.settings import LOCAL_STACK_HINT
+from connections.settings import LOCAL_STACK_HINT, DatabaseSettings
 from protocol.signing import public_key_bytes
+from registry.developers import add_developer, list_developers
 from registry.errors import InvalidIdentity, RegistryError
 from registry.identity import check_email, check_vin
 from registry.provisioning import provision_device, revoke, write_agent_files
@@ -170,4 +171,43 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print a JSO
         if d.revoked_at:
             since += f"\n[red]revoked {d.revoked_at:%Y-%m-%d}[/red]"
         table.add_row(d.device_id, d.vin or "-", d.owner_email, since)
+    console.print(table)
+
+
+developer_app = typer.Typer(help="Developer accounts: the organisations that hold licences.",
+                            no_args_is_help=True)
+
+
+@developer_app.command("add")
+def developer_add(
+    organisation: str = typer.Argument(..., help="The organisation's name."),
+    contact: str = typer.Option(..., help="A contact e-mail address."),
+) -> None:
+    """Open a developer account (licences need a holder; API keys come with the data API)."""
+    try:
+        with connect(DatabaseSettings()) as conn:
+            developer = add_developer(conn, organisation, contact)
+    except (ConnectionsError, RegistryError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"developer {developer.organisation} added ({developer.id})")
+
+
+@developer_app.command("list")
+def developer_list(as_json: bool = typer.Option(False, "--json", help="JSON instead of a table.")) -> None:
+    """Every developer account."""
+    try:
+        with connect(DatabaseSettings()) as conn:
+            developers = list_developers(conn)
+    except ConnectionsError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps([{"id": str(d.id), "organisation": d.organisation,
+                                "contact": d.contact_email, "created_at": d.created_at.isoformat()}
+                               for d in developers]))
+        return
+    table = Table(title="developers", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("organisation", "contact", "id"):
+        table.add_column(column, overflow="fold")
+    for d in developers:
+        table.add_row(d.organisation, d.contact_email, str(d.id))
     console.print(table)

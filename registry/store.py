@@ -98,3 +98,20 @@ def enroll_vehicle(conn: Connection, *, email: str, device_id: str, public_key: 
     vehicle = add_vehicle(conn, driver, vin=vin, make=make, model=model, year=year)
     add_device(conn, device_id, public_key, driver, vehicle)
     return vehicle
+
+
+def driver_by_email(conn: Connection, email: str) -> UUID | None:
+    row = conn.execute("SELECT id FROM drivers WHERE email = %s", (email.strip(),)).fetchone()
+    return None if row is None else cast(UUID, row[0])
+
+
+def vehicle_by_vin(conn: Connection, vin: str) -> tuple[UUID, UUID] | None:
+    """(vehicle id, owner id) of the vehicle with this VIN."""
+    row = conn.execute("SELECT id, owner_id FROM vehicles WHERE vin = %s", (vin,)).fetchone()
+    return None if row is None else (cast(UUID, row[0]), cast(UUID, row[1]))
+
+
+def vehicles_of(conn: Connection, owner_id: UUID) -> list[UUID]:
+    rows = conn.execute("SELECT id FROM vehicles WHERE owner_id = %s ORDER BY created_at, id",
+                        (owner_id,)).fetchall()
+    return [cast(UUID, r[0]) for r in rows]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from stack.errors import MissingBinary
@@ -51,3 +52,27 @@ def find_dynsec_plugin() -> Path:
     raise MissingBinary(
         "mosquitto_dynamic_security.so not found; run scripts/setup.sh or install 'mosquitto' 2.x"
     )
+
+
+def timescaledb_control(bindir: Path) -> Path:
+    """Where the server in ``bindir`` looks for TimescaleDB's control file (its sharedir)."""
+    pg_config = bindir / "pg_config"
+    sharedir = None
+    if pg_config.is_file():
+        result = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True,
+                                check=False)
+        sharedir = result.stdout.strip() if result.returncode == 0 else None
+    if not sharedir:  # Debian's layout: /usr/lib/postgresql/15/bin -> /usr/share/postgresql/15
+        sharedir = f"/usr/share/postgresql/{bindir.parent.name}"
+    return Path(sharedir) / "extension" / "timescaledb.control"
+
+
+def check_timescaledb(bindir: Path) -> None:
+    """MissingBinary (saying how to build it) unless the server in ``bindir`` has TimescaleDB."""
+    control = timescaledb_control(bindir)
+    if not control.is_file():
+        raise MissingBinary(
+            f"TimescaleDB is not installed for the PostgreSQL in {bindir} (no {control}); "
+            "scripts/timescaledb.sh builds it from ../shared/timescaledb, or install Timescale's "
+            "own package (docs/operations.md)"
+        )

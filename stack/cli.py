@@ -15,6 +15,11 @@ from stack.local import LocalStack
 
 app = typer.Typer(help="Start and stop a throwaway local Mosquitto + PostgreSQL.", no_args_is_help=True)
 DirOption = typer.Option(Path(".motus"), "--dir", help="Where the stack lives.")
+#: Shared by `motus stack up`, `motus demo` and `motus bench ingest`.
+PathOption = typer.Option(
+    None, "--timescaledb/--plain",
+    help="The database path of a new stack: TimescaleDB hypertables (built by scripts/timescaledb.sh) "
+         "or plain PostgreSQL partitions. Default: the stack's own, plain for a new one.")
 console = Console()
 
 
@@ -27,14 +32,16 @@ def _fail(exc: Exception) -> typer.Exit:
 def up(
     directory: Path = DirOption,
     migrate: bool = typer.Option(True, help="Apply database migrations after starting."),
+    timescaledb: bool | None = PathOption,
 ) -> None:
     """Start both servers on free ports (reuses what is already running)."""
     try:
-        info = LocalStack(directory).up()
+        info = LocalStack(directory, timescaledb=timescaledb).up()
         applied = upgrade(info.database_url) if migrate else []
     except (StackError, MigrationError) as exc:
         raise _fail(exc) from exc
-    console.print(f"PostgreSQL  127.0.0.1:{info.pg_port}  (TimescaleDB: {info.timescaledb})")
+    path = "TimescaleDB hypertables" if info.timescaledb else "plain PostgreSQL partitions"
+    console.print(f"PostgreSQL  127.0.0.1:{info.pg_port}  ({path})")
     console.print(f"Mosquitto   127.0.0.1:{info.mqtt_port} (services), :{info.mqtt_tls_port} "
                   f"(devices, TLS), :{info.mqtt_ws_port} (secure WebSocket); CA {info.ca_file}")
     if applied:

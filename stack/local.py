@@ -28,7 +28,7 @@ import psycopg
 from broker_config import BrokerLayout, dynsec, render_mosquitto_conf
 from broker_config.tls import ensure_dev_pki
 from protocol.endpoint import MqttEndpoint
-from stack.binaries import find_dynsec_plugin, find_mosquitto, find_pg_bindir
+from stack.binaries import check_timescaledb, find_dynsec_plugin, find_mosquitto, find_pg_bindir
 from stack.errors import StackError
 
 DATABASE = "motus"
@@ -103,6 +103,8 @@ class StackInfo:
             "MOTUS_DEVICE_MQTT_PORT": str(self.mqtt_tls_port),
             "MOTUS_DEVICE_MQTT_TLS": "true",
             "MOTUS_DEVICE_MQTT_CA_FILE": str(self.ca_file),
+            # The network's signing key of this stack (receipts, payout roots), kept beside it.
+            "MOTUS_NETWORK_KEY_FILE": str(Path(self.dir) / "network.key"),
         }
 
 
@@ -139,9 +141,13 @@ def _pid_alive(pid: int, expected_name: str) -> bool:
 class LocalStack:
     """Start, inspect and stop the stack living in ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, timescaledb: bool | None = None) -> None:
+        """``timescaledb``: the path a new cluster takes (True: TimescaleDB, False: plain
+        PostgreSQL partitions); None: the path the cluster in ``root`` was made on, plain for a
+        new one. A cluster keeps its path: asking an existing one for the other is an error."""
         self.root = root.resolve()
         self.account = _service_account()
+        self.requested_timescaledb = timescaledb
 
     # paths
     @property
@@ -159,6 +165,22 @@ class LocalStack:
     @property
     def state_path(self) -> Path:
         return self.root / STATE_FILE
+
+    @property
+    def path_file(self) -> Path:
+        """Which path the cluster was made on: 'timescaledb' or 'plain' (kept with the data)."""
+        return self.root / "postgres" / "path"
+
+    def timescaledb(self) -> bool:
+        """The cluster's path: recorded when it was made, else the one asked for."""
+        recorded = self.path_file.read_text().strip() if self.path_file.exists() else None
+        wanted = self.requested_timescaledb
+        if recorded is None:
+            return bool(wanted)
+        if wanted is not None and wanted != (recorded == "timescaledb"):
+            raise StackError(f"the stack in {self.root} was made on the {recorded} path; use another "
+                             f"--dir for the {'timescaledb' if wanted else 'plain'} path")
+        return recorded == "timescaledb"
 
     # public API
     def read_state(self) -> StackInfo | None:
@@ -257,6 +279,9 @@ class LocalStack:
         return int(lines[3])
 
     def _start_postgres(self, port: int) -> None:
+        timescaledb = self.timescaledb()
+        if timescaledb:
+            check_timescaledb(find_pg_bindir())
         if not (self.pg_data / "PG_VERSION").exists():
             self._make_dir(self.pg_data.parent)
             self._run_pg(
@@ -265,11 +290,13 @@ class LocalStack:
             )
             with (self.pg_data / "postgresql.conf").open("a") as conf:
                 conf.write("\ninclude_if_exists = 'motus.conf'\n")
-        self._write_pg_settings(port, preload_timescaledb=False)
+            self.path_file.write_text("timescaledb\n" if timescaledb else "plain\n")
+        # Written at every start, so a restart keeps what the path needs.
+        self._write_pg_settings(port, timescaledb=timescaledb)
         self._run_pg("pg_ctl", "-D", str(self.pg_data), "-l", str(self.pg_log),
                      "-w", "-t", str(int(START_TIMEOUT_S)), "start")
 
-    def _write_pg_settings(self, port: int, *, preload_timescaledb: bool) -> None:
+    def _write_pg_settings(self, port: int, *, timescaledb: bool) -> None:
         settings = {
             "port": str(port),
             "listen_addresses": "'127.0.0.1'",
@@ -281,32 +308,39 @@ class LocalStack:
             "synchronous_commit": "off",
             "full_page_writes": "off",
         }
-        if preload_timescaledb:
+        if timescaledb:
             settings["shared_preload_libraries"] = "'timescaledb'"
             settings["timescaledb.telemetry_level"] = "off"
+            # One job scheduler per database with the extension, plus one worker per running
+            # policy job (six per database when all fall due together); tests hold a few
+            # databases at once (TimescaleDB docs, "Configuration: workers").
+            settings["timescaledb.max_background_workers"] = "32"
+            settings["max_worker_processes"] = "48"
+            # A throwaway cluster makes databases often (one per test): find them within a second
+            # rather than TimescaleDB's default minute.
+            settings["timescaledb.bgw_launcher_poll_time"] = "1000"
         text = "".join(f"{key} = {value}\n" for key, value in settings.items())
         path = self.pg_data / "motus.conf"
         path.write_text(text)
         self._chown(path)
 
     def _ensure_database(self, port: int) -> bool:
-        """Create the motus database; load TimescaleDB's library when the server has it."""
+        """Create the motus database; say which path the server is on."""
         admin = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
-            available = conn.execute(
-                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-            ).fetchone()
-            preloaded = conn.execute("SHOW shared_preload_libraries").fetchone()
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
-        if available and preloaded and "timescaledb" not in preloaded[0]:
-            self._write_pg_settings(port, preload_timescaledb=True)
-            self._run_pg("pg_ctl", "-D", str(self.pg_data), "-w", "restart",
-                         "-l", str(self.pg_log))
-        return bool(available)
+            preloaded = conn.execute("SHOW shared_preload_libraries").fetchone()
+        timescaledb = self.timescaledb()
+        if timescaledb != ("timescaledb" in str(preloaded[0] if preloaded else "")):
+            raise StackError(f"PostgreSQL in {self.root} runs with shared_preload_libraries = "
+                             f"{preloaded[0] if preloaded else ''!r}, not what the "
+                             f"{'timescaledb' if timescaledb else 'plain'} path needs; restart it "
+                             "with `motus stack down` and `motus stack up`")
+        return timescaledb
 
     # Mosquitto
     def _service_credentials(self) -> tuple[dynsec.Credential, dynsec.Credential]:

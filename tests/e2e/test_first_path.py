@@ -70,10 +70,10 @@ def test_signed_readings_arrive_at_the_api_with_values_units_and_timestamps(
     assert "stored 360 (3600 readings), duplicates 0, quarantined 0" in ingest.log_text()
 
 
-def test_demo_runs_the_whole_path_and_reports_it(stack_dir):
+def test_demo_runs_the_whole_path_and_reports_it(stack_dir, stack_path_args):
     result = subprocess.run(
         [sys.executable, "-m", "motus", "demo", "--cars", "2", "--seconds", "30",
-         "--dir", str(stack_dir), "--json"],
+         "--dir", str(stack_dir), "--json", *stack_path_args],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -111,8 +111,8 @@ def test_workers_killed_mid_batch_again_and_again_lose_and_double_nothing(
 
 
 @pytest.fixture
-def own_stack(stack_dir: Path) -> Iterator[tuple[LocalStack, StackInfo, str]]:
-    stack = LocalStack(stack_dir)
+def own_stack(stack_dir: Path, timescaledb: bool) -> Iterator[tuple[LocalStack, StackInfo, str]]:
+    stack = LocalStack(stack_dir, timescaledb=timescaledb)
     info = stack.up()
     with psycopg.connect(info.database_url_for("postgres"), autocommit=True) as conn:
         conn.execute("CREATE DATABASE restart_drill")
@@ -130,6 +130,9 @@ def test_postgres_restart_during_ingest_waits_and_loses_nothing(own_stack, tmp_p
                        30, "ingest under way")
             stack.restart_postgres(pause_s=3.0)
             assert fleet.publishing  # the fleet kept sending while the database was gone
+        # the restarted server is on the stack's path still (TimescaleDB preloaded, or not)
+        preloaded = scalar(database_url, "SHOW shared_preload_libraries")
+        assert ("timescaledb" in str(preloaded)) == info.timescaledb
         assert_each_event_once(database_url, fleet.total)
         log = ingest.log_text(0)
         assert "database unavailable" in log or "registry unavailable" in log

@@ -23,7 +23,8 @@ def test_help_lists_only_the_commands_that_exist():
     assert result.exit_code == 0
     commands = set(re.findall(r"│ (\w+)\s{2,}", result.output))
     assert commands == {"signals", "stack", "db", "broker", "device", "agent", "ingest", "api", "sim",
-                        "bench", "demo", "movement"}
+                        "bench", "demo", "movement", "developer", "union", "driver", "licence", "epoch",
+                        "ledger", "rewards"}
 
 
 def test_signals_json_has_the_catalog():
@@ -43,11 +44,12 @@ def test_signals_table_filters():
 
 
 @pytest.mark.integration
-def test_stack_lifecycle_through_the_cli(stack_dir):
+def test_stack_lifecycle_through_the_cli(stack_dir, stack_path_args, timescaledb):
     directory = str(stack_dir)
-    up = motus("stack", "up", "--dir", directory)
+    up = motus("stack", "up", "--dir", directory, *stack_path_args)
     assert up.returncode == 0, up.stdout + up.stderr
     assert "migrations applied" in up.stdout
+    assert ("TimescaleDB hypertables" if timescaledb else "plain PostgreSQL partitions") in up.stdout
     try:
         assert motus("stack", "status", "--dir", directory).returncode == 0
         assert json.loads(motus("stack", "status", "--dir", directory, "--json").stdout) == {

@@ -1,3 +1,4 @@
+import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +30,7 @@ def test_a_migration_edited_after_it_ran_is_an_error(database_url, monkeypatch):
         runner.upgrade(database_url)
 
 
+@pytest.mark.plain_partitions
 def test_plain_postgres_gets_daily_partitions_ahead_and_on_demand(database_url):
     today = datetime.now(UTC).date()
     with psycopg.connect(database_url) as conn:
@@ -168,6 +170,7 @@ def test_hourly_rollups_match_the_raw_readings_and_follow_late_data(database_url
         assert scalar(database_url, "SELECT count(*) FROM rollup_invalidations") == 0
 
 
+@pytest.mark.plain_partitions
 def test_housekeeping_keeps_partitions_ahead_and_drops_expired_ones(database_url):
     from ingest.store import PARTITIONS_AHEAD_DAYS, housekeeping
 
@@ -194,3 +197,37 @@ def test_only_one_worker_does_housekeeping_at_a_time(database_url):
         assert housekeeping(other, datetime.now(UTC).date()) is None
         holder.rollback()
         assert housekeeping(other, datetime.now(UTC).date()) is not None
+
+
+def test_the_template_takes_no_connections_so_clones_never_find_it_busy(local_stack, database_url):
+    from tests.fixtures.stack import TEMPLATE
+
+    with psycopg.connect(local_stack.database_url_for("postgres")) as conn:
+        row = conn.execute("SELECT datallowconn, datistemplate FROM pg_database WHERE datname = %s",
+                           (TEMPLATE,)).fetchone()
+    assert row == (False, True)
+    with pytest.raises(psycopg.OperationalError, match="not currently accepting connections"):
+        psycopg.connect(local_stack.database_url_for(TEMPLATE)).close()
+
+
+def test_the_retention_setting_is_read_when_used(local_stack, database_url):
+    import subprocess
+    import sys
+
+    env = {**local_stack.env(), "MOTUS_DATABASE_URL": database_url}
+
+    def retention(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "motus", "db", "retention", *args],
+                                capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert retention() == "raw readings are kept 395 days"
+    assert retention("30") == "raw readings are kept 30 days"
+    assert scalar(database_url, "SELECT motus_raw_retention()") == timedelta(days=30)
+    cutoff = datetime.now(UTC).date() - timedelta(days=31)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SELECT motus_ensure_daily_partitions(%s, %s)", (cutoff, cutoff))
+        conn.commit()
+        dropped = conn.execute("SELECT motus_drop_expired_partitions()").fetchone()
+    assert dropped == ((0,) if local_stack.timescaledb else (3,))  # past 30 days now (plain path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ ERROR_BASES = {
     "registry": "registry.errors.RegistryError",
     "ingest": "ingest.errors.IngestError",
     "stack": "stack.errors.StackError",
+    "rewards": "rewards.errors.RewardsError",
     "simulators": None,
     "movement": None,
     "api": None,
@@ -59,11 +61,13 @@ def test_every_setting_the_local_stack_hands_out_is_read_by_a_service(monkeypatc
     from api.settings import ApiSettings
     from ingest.settings import IngestSettings
     from registry.settings import ProvisioningSettings
+    from rewards.settings import RewardsSettings
     from stack.local import StackInfo
 
     info = StackInfo("/tmp/stack", 15432, 11883, 18883, 18884, mosquitto_pid=1, timescaledb=False,
                      admin_password="admin-secret", ingest_password="ingest-secret")
-    read = {f"MOTUS_{name.upper()}" for cls in (ApiSettings, IngestSettings, ProvisioningSettings)
+    read = {f"MOTUS_{name.upper()}" for cls in (ApiSettings, IngestSettings, ProvisioningSettings,
+                                                         RewardsSettings)
             for name in cls.model_fields}
     assert set(info.env()) <= read
     for key, value in info.env().items():
@@ -74,3 +78,4 @@ def test_every_setting_the_local_stack_hands_out_is_read_by_a_service(monkeypatc
     assert provisioning.admin_endpoint().password == "admin-secret"
     assert provisioning.admin_endpoint().port == 11883
     assert provisioning.device_endpoint().port == 18883 and provisioning.device_endpoint().tls
+    assert RewardsSettings().network_key_file == Path("/tmp/stack/network.key")

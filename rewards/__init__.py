@@ -1,0 +1,1 @@
+"""Unions, licences, epochs, the ledger and payouts."""
