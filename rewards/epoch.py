@@ -95,7 +95,13 @@ class Settlement:
     licences: tuple[LicenceLine, ...]
 
 
-def issuance(inputs: EpochInputs, terms: NetworkTerms) -> tuple[Transaction | None, dict[UUID, int], int]:
+def driver_accounts(inputs: EpochInputs) -> dict[UUID, str]:
+    """Each vehicle's owner's ledger account, named once per epoch."""
+    return {vehicle: driver_account(owner) for vehicle, owner in inputs.owners.items()}
+
+
+def issuance(inputs: EpochInputs, terms: NetworkTerms, accounts: Mapping[UUID, str] | None = None
+             ) -> tuple[Transaction | None, dict[UUID, int], int]:
     index = inputs.week.index_from(terms.genesis)
     pool = terms.pool_for(inputs.week)
     points: dict[UUID, int] = {}
@@ -104,10 +110,11 @@ def issuance(inputs: EpochInputs, terms: NetworkTerms) -> tuple[Transaction | No
             points[vehicle] = points_for(index, weeks, first_week=min(weeks))[1]
     if pool == 0 or not points:
         return None, points, pool
+    accounts = driver_accounts(inputs) if accounts is None else accounts
     shares = split_by_weights(pool, points)
     amounts: dict[tuple[str, str], int] = defaultdict(int)
     for vehicle, share in shares.items():
-        amounts[(TOKENS, driver_account(inputs.owners[vehicle]))] += share
+        amounts[(TOKENS, accounts[vehicle])] += share
     amounts[(TOKENS, NETWORK_ISSUANCE)] = -pool
     week = str(inputs.week)
     memo = f"baseline rewards: {len(points)} vehicles with proven movement"
@@ -137,9 +144,10 @@ def _member_weights(bylaws: Bylaws, licence: LicenceTerms, days: Mapping[UUID, i
     return days
 
 
-def licence_settlement(inputs: EpochInputs, terms: NetworkTerms, licence: LicenceTerms
-                       ) -> tuple[list[Transaction], LicenceLine | None, dict[UUID, int]]:
-    """The licence's charge and its split, and what each driver's share of it is."""
+def licence_settlement(inputs: EpochInputs, terms: NetworkTerms, licence: LicenceTerms,
+                       accounts: Mapping[UUID, str] | None = None
+                       ) -> tuple[list[Transaction], LicenceLine | None, dict[str, int]]:
+    """The licence's charge and its split, and each driver's share of it (by ledger account)."""
     bylaws = inputs.bylaws.get(licence.union_id)
     days = covered_days(inputs.week.first_day, licence, inputs.members, bylaws, inputs.strikes)
     vehicle_days = sum(days.values())
@@ -159,10 +167,11 @@ def licence_settlement(inputs: EpochInputs, terms: NetworkTerms, licence: Licenc
          (MONEY, NETWORK_FEES): parts["network"],
          (MONEY, operator_account(licence.union_id)): parts["operator"],
          (MONEY, members_account(licence.union_id)): parts["members"]})
+    accounts = driver_accounts(inputs) if accounts is None else accounts
     shares = split_by_weights(parts["members"], _member_weights(bylaws, licence, days, inputs.rows_served))
-    per_driver: dict[UUID, int] = defaultdict(int)
+    per_driver: dict[str, int] = defaultdict(int)
     for vehicle, share in shares.items():
-        per_driver[inputs.owners[vehicle]] += share
+        per_driver[accounts[vehicle]] += share
     line = LicenceLine(licence.id, licence.union_id, licence.developer_id, len(days), vehicle_days,
                        charge, parts["network"], parts["operator"], parts["members"])
     return [charged], line, per_driver
@@ -173,13 +182,14 @@ def settle(inputs: EpochInputs, terms: NetworkTerms) -> Settlement:
     the members' payouts by union id."""
     week = str(inputs.week)
     txns: list[Transaction] = []
-    issued, points, pool = issuance(inputs, terms)
+    accounts = driver_accounts(inputs)
+    issued, points, pool = issuance(inputs, terms, accounts)
     if issued:
         txns.append(issued)
     lines: list[LicenceLine] = []
-    payouts: dict[UUID, dict[UUID, int]] = defaultdict(lambda: defaultdict(int))  # union -> driver
+    payouts: dict[UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # union -> account
     for licence in sorted(inputs.licences, key=lambda lic: lic.id):
-        charged, line, per_driver = licence_settlement(inputs, terms, licence)
+        charged, line, per_driver = licence_settlement(inputs, terms, licence, accounts)
         txns.extend(charged)
         if line:
             lines.append(line)
@@ -188,7 +198,7 @@ def settle(inputs: EpochInputs, terms: NetworkTerms) -> Settlement:
     for union in sorted(payouts):
         per_driver = payouts[union]
         total = sum(per_driver.values())
-        amounts = {(MONEY, driver_account(d)): a for d, a in per_driver.items()}
+        amounts = {(MONEY, account): a for account, a in per_driver.items()}
         amounts[(MONEY, members_account(union))] = -total
         txns.append(transaction(f"{week}/members/{union}", "members-share", week,
                                 f"members' share to {sum(1 for a in per_driver.values() if a)} drivers",
@@ -209,7 +219,7 @@ def adjustment(week: Week, settles: Week, due: Mapping[tuple[str, str], int],
 
 # -- payouts: one Merkle leaf per driver -------------------------------------------------------
 
-def payout_leaves(epoch: Week, transactions: Sequence[Transaction]) -> list[tuple[UUID, bytes]]:
+def payout_leaves(epoch: Week, transactions: Sequence[Transaction]) -> list[tuple[str, bytes]]:
     """Each driver's totals of the epoch's transactions as (driver, RFC 8785 JSON line), sorted
     by driver id."""
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -217,7 +227,7 @@ def payout_leaves(epoch: Week, transactions: Sequence[Transaction]) -> list[tupl
         for p in txn.postings:
             if p.account.startswith("driver:"):
                 totals[p.account[len("driver:"):]][p.asset] += p.amount
-    return [(UUID(driver), payout_leaf(epoch, driver, totals[driver])) for driver in sorted(totals)]
+    return [(driver, payout_leaf(epoch, driver, totals[driver])) for driver in sorted(totals)]
 
 
 def payout_leaf(epoch: Week, driver: str, amounts: Mapping[str, int]) -> bytes:
@@ -229,6 +239,6 @@ def payout_leaf(epoch: Week, driver: str, amounts: Mapping[str, int]) -> bytes:
 
 
 def payout_tree(epoch: Week, transactions: Sequence[Transaction]
-                ) -> tuple[list[tuple[UUID, bytes]], MerkleTree]:
+                ) -> tuple[list[tuple[str, bytes]], MerkleTree]:
     leaves = payout_leaves(epoch, transactions)
     return leaves, MerkleTree([leaf for _, leaf in leaves])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,8 +111,13 @@ def entry_body(seq: int, txn: str, kind: str, settles: str, memo: str, asset: st
                       ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+_PLAIN = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but the quote and the backslash
+
+
 def _text(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """``json.dumps(value, ensure_ascii=False)``; text that needs no escaping (ids, accounts,
+    assets, times) skips the encoder."""
+    return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value, ensure_ascii=False)
 
 
 def chain_hash(prev_hash: bytes, body: bytes) -> bytes:

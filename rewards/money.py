@@ -31,15 +31,16 @@ def split_by_weights(total: int, weights: Mapping[K, int]) -> dict[K, int]:
             raise ValueError(f"cannot split {total} over no positive weight")
         return dict.fromkeys(weights, 0)
     shares: dict[K, int] = {}
-    remainders: list[tuple[int, K]] = []
+    remainders: list[tuple[int, int | str, K]] = []
     for key, weight in weights.items():
         share, remainder = divmod(total * weight, whole)
         shares[key] = share
         if remainder:
-            remainders.append((-remainder, key))
+            # a UUID orders as its 128-bit integer, which compares at C speed
+            remainders.append((-remainder, key.int if isinstance(key, UUID) else key, key))
     left = total - sum(shares.values())
     remainders.sort()  # largest remainder first, then by key
-    for _, key in remainders[:left]:
+    for _, _, key in remainders[:left]:
         shares[key] += 1
     return shares
 

@@ -190,18 +190,21 @@ def resume(conn: Conn, vehicle_id: UUID, now: datetime) -> None:
 def memberships_between(conn: Conn, start: datetime, end: datetime,
                         union_id: UUID | None = None) -> list[Membership]:
     """Admitted memberships that overlap [start, end), with their pauses and owners."""
-    rows = conn.execute(
-        "SELECT m.vehicle_id, v.owner_id, m.union_id, m.joined_at, m.left_at,"
-        " coalesce(array_agg(p.paused_at ORDER BY p.paused_at) FILTER (WHERE p.paused_at IS NOT NULL), '{}'),"
-        " coalesce(array_agg(p.resumed_at ORDER BY p.paused_at) FILTER (WHERE p.paused_at IS NOT NULL), '{}')"
-        " FROM memberships m JOIN vehicles v ON v.id = m.vehicle_id"
-        " LEFT JOIN membership_pauses p ON p.membership_id = m.id"
-        " WHERE m.joined_at IS NOT NULL AND m.joined_at < %s AND (m.left_at IS NULL OR m.left_at > %s)"
-        " AND (%s::uuid IS NULL OR m.union_id = %s::uuid)"
-        " GROUP BY m.id, v.owner_id ORDER BY m.id",
-        (end, start, union_id, union_id)).fetchall()
-    return [Membership(r[0], r[1], r[2], Interval(r[3], r[4]),
-                       tuple(Interval(a, b) for a, b in zip(r[5], r[6], strict=True)))
+    overlapping = ("SELECT m.id, m.vehicle_id, v.owner_id, m.union_id, m.joined_at, m.left_at"
+                   " FROM memberships m JOIN vehicles v ON v.id = m.vehicle_id"
+                   " WHERE m.joined_at IS NOT NULL AND m.joined_at < %(end)s"
+                   " AND (m.left_at IS NULL OR m.left_at > %(start)s)"
+                   " AND (%(union)s::uuid IS NULL OR m.union_id = %(union)s::uuid)")
+    params = {"start": start, "end": end, "union": union_id}
+    pauses: dict[int, list[Interval]] = defaultdict(list)
+    for membership, paused, resumed in conn.execute(
+            f"SELECT p.membership_id, p.paused_at, p.resumed_at FROM membership_pauses p"
+            f" JOIN ({overlapping}) m ON m.id = p.membership_id"
+            f" WHERE p.paused_at < %(end)s AND (p.resumed_at IS NULL OR p.resumed_at > %(start)s)"
+            f" ORDER BY p.paused_at", params).fetchall():
+        pauses[membership].append(Interval(paused, resumed))
+    rows = conn.execute(overlapping + " ORDER BY m.id", params).fetchall()
+    return [Membership(r[1], r[2], r[3], Interval(r[4], r[5]), tuple(pauses.get(r[0], ())))
             for r in rows]
 
 
@@ -353,7 +356,9 @@ def append(conn: Conn, transactions: Sequence[Transaction], at: str) -> list[Ent
     head = conn.execute("SELECT seq, hash FROM ledger_entries ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (int(head[0]), bytes(head[1])) if head else (0, GENESIS_HASH)
     entries = chain(transactions, at, seq + 1, prev)
-    with conn.cursor().copy(f"COPY ledger_entries ({_ENTRY_COLUMNS}) FROM STDIN") as copy:
+    with conn.cursor().copy(f"COPY ledger_entries ({_ENTRY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "text", "text", "text", "text", "text", "text", "int8", "text", "bytea",
+                        "bytea"])
         for e in entries:
             copy.write_row((e.seq, e.txn, e.kind, e.settles, e.memo, e.asset, e.account, e.amount,
                             e.at, e.prev_hash, e.hash))
@@ -429,7 +434,7 @@ def epoch_records(conn: Conn) -> list[EpochRecord]:
     return [_epoch(r) for r in conn.execute(f"SELECT {_EPOCH_COLUMNS} FROM epochs ORDER BY week").fetchall()]
 
 
-def record_epoch(conn: Conn, record: EpochRecord, leaves: Sequence[tuple[UUID, bytes]],
+def record_epoch(conn: Conn, record: EpochRecord, leaves: Sequence[tuple[UUID | str, bytes]],
                  lines: Sequence[tuple[Any, ...]]) -> None:
     conn.execute(f"INSERT INTO epochs ({_EPOCH_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                  (record.week, record.closed_at, record.first_seq, record.last_seq, record.head_hash,

@@ -120,7 +120,7 @@ CREATE TABLE ledger_entries (
     amount     bigint NOT NULL CHECK (amount <> 0),
     at         text NOT NULL,
     prev_hash  bytea NOT NULL CHECK (octet_length(prev_hash) = 32),
-    hash       bytea NOT NULL UNIQUE CHECK (octet_length(hash) = 32)
+    hash       bytea NOT NULL CHECK (octet_length(hash) = 32)
 );
 CREATE INDEX ledger_entries_account ON ledger_entries (account, asset);
 CREATE INDEX ledger_entries_settles ON ledger_entries (settles);
