@@ -128,6 +128,11 @@ def _read_bylaws(path: Path, settings: RewardsSettings) -> Bylaws:
         raise _fail(str(exc)) from exc
 
 
+def _done(as_json: bool, message: str, **document: Any) -> None:
+    """What a command that changes something prints: a sentence, or (--json) the facts."""
+    typer.echo(json.dumps(document, default=str) if as_json else message)
+
+
 def _money(amount: int) -> str:
     return f"{format_minor(amount)} {MONEY}"
 
@@ -155,14 +160,16 @@ def union_create(
 
 
 @union_app.command("adopt")
-def union_adopt(slug: str = typer.Argument(...), bylaws: Path = typer.Option(...)) -> None:
+def union_adopt(slug: str = typer.Argument(...), bylaws: Path = typer.Option(...),
+                as_json: bool = JSON_OPTION) -> None:
     """Adopt a new version of the bylaws; it applies from the next epoch (next Monday)."""
     settings = RewardsSettings()
     document = _read_bylaws(bylaws, settings)
     with _database(settings) as conn:
         union = store.union_by_slug(conn, slug)
         version, effective = store.adopt_bylaws(conn, union.id, document, _now())
-    typer.echo(f"union {slug}: bylaws version {version} apply from {effective} (the next epoch)")
+    _done(as_json, f"union {slug}: bylaws version {version} apply from {effective} (the next epoch)",
+          union=slug, version=version, effective_from=effective, sha256=bylaws_hash(document))
 
 
 @union_app.command("list")
@@ -226,7 +233,7 @@ def union_show(slug: str = typer.Argument(...), as_json: bool = JSON_OPTION) -> 
 
 @union_app.command("join")
 def union_join(slug: str = typer.Argument(...),
-               vin: str = typer.Option(..., help="The vehicle's VIN.")) -> None:
+               vin: str = typer.Option(..., help="The vehicle's VIN."), as_json: bool = JSON_OPTION) -> None:
     """Ask to join with a vehicle (admitted at once where admission is open)."""
     now = _now()
     with _database(RewardsSettings()) as conn:
@@ -235,35 +242,38 @@ def union_join(slug: str = typer.Argument(...),
         in_force = store.bylaws_in_force(conn, union.id, now.date())
         admitted = in_force is not None and in_force[1].admission.value == "open"
         store.join(conn, vehicle, union.id, now, admitted=admitted)
-    typer.echo(f"{vin} joined {slug}" if admitted else
-               f"{vin} asked to join {slug}; the operator approves with `motus union approve`")
+    _done(as_json, f"{vin} joined {slug}" if admitted else
+          f"{vin} asked to join {slug}; the operator approves with `motus union approve`",
+          union=slug, vin=vin, admitted=admitted)
 
 
 @union_app.command("approve")
-def union_approve(slug: str = typer.Argument(...), vin: str = typer.Option(...)) -> None:
+def union_approve(slug: str = typer.Argument(...), vin: str = typer.Option(...),
+                  as_json: bool = JSON_OPTION) -> None:
     """Admit a vehicle that asked to join (unions that admit by approval)."""
     with _database(RewardsSettings()) as conn:
         union = store.union_by_slug(conn, slug)
         store.approve(conn, _vehicle(conn, vin)[0], union.id, _now())
-    typer.echo(f"{vin} admitted to {slug}")
+    _done(as_json, f"{vin} admitted to {slug}", union=slug, vin=vin, admitted=True)
 
 
 @union_app.command("leave")
-def union_leave(vin: str = typer.Option(...)) -> None:
+def union_leave(vin: str = typer.Option(...), as_json: bool = JSON_OPTION) -> None:
     """Leave the union: licences stop covering the vehicle at once."""
     with _database(RewardsSettings()) as conn:
         union = store.union_by_id(conn, store.leave(conn, _vehicle(conn, vin)[0], _now()))
-    typer.echo(f"{vin} left {union.slug}")
+    _done(as_json, f"{vin} left {union.slug}", union=union.slug, vin=vin, left=True)
 
 
 @union_app.command("pause")
 def union_pause(vin: str = typer.Option(...),
-                resume: bool = typer.Option(False, "--resume", help="End the pause.")) -> None:
+                resume: bool = typer.Option(False, "--resume", help="End the pause."),
+                as_json: bool = JSON_OPTION) -> None:
     """Pause (or resume) a vehicle's membership: no licence covers it while paused."""
     with _database(RewardsSettings()) as conn:
         vehicle = _vehicle(conn, vin)[0]
         (store.resume if resume else store.pause)(conn, vehicle, _now())
-    typer.echo(f"{vin} {'resumed' if resume else 'paused'}")
+    _done(as_json, f"{vin} {'resumed' if resume else 'paused'}", vin=vin, paused=not resume)
 
 
 @union_app.command("strike")
@@ -273,6 +283,7 @@ def union_strike(
     developer: str | None = typer.Option(None, help="Strike against one developer only."),
     votes: int | None = typer.Option(None, min=0, help="Member vehicles voting for it (member-vote unions)."),
     end: bool = typer.Option(False, "--end", help="End the strike."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Call (or end) a data strike: the union's licences cover nobody while it lasts."""
     now = _now()
@@ -281,7 +292,7 @@ def union_strike(
         target = _developer(conn, developer).id if developer else None
         if end:
             store.end_strike(conn, union.id, target, now)
-            typer.echo(f"{slug}: strike ended")
+            _done(as_json, f"{slug}: strike ended", union=slug, developer=developer, on_strike=False)
             return
         in_force = store.bylaws_in_force(conn, union.id, now.date())
         if in_force is None:
@@ -294,7 +305,8 @@ def union_strike(
                 raise RewardsError(f"the bylaws call a strike by member vote: {needed} of {members} "
                                    f"member vehicles must vote for it (--votes), {votes or 0} did")
         store.call_strike(conn, union.id, target, rules.called_by.value, votes, reason, now)
-    typer.echo(f"{slug}: on strike{' against ' + developer if developer else ''}")
+    _done(as_json, f"{slug}: on strike{' against ' + developer if developer else ''}",
+          union=slug, developer=developer, on_strike=True, reason=reason)
 
 
 # -- drivers -----------------------------------------------------------------------------------
@@ -328,14 +340,16 @@ def topup(
     organisation: str = typer.Argument(...),
     amount: int = typer.Argument(..., min=1, help="Minor units (cents) paid in."),
     reference: str = typer.Option(..., help="The payment's id: recording it twice changes nothing."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Record money a developer paid in; licence charges are taken from it."""
     with _database(RewardsSettings()) as conn:
         developer = _developer(conn, organisation)
         fresh = service.top_up(conn, developer, amount, reference, _now())
         left = store.balance(conn, developer_account(developer.id), MONEY)
-    typer.echo(f"{organisation}: {'paid in' if fresh else 'already recorded:'} {_money(amount)};"
-               f" balance {_money(left)}")
+    _done(as_json, f"{organisation}: {'paid in' if fresh else 'already recorded:'} {_money(amount)};"
+                   f" balance {_money(left)}",
+          developer=organisation, amount_minor=amount, recorded=fresh, balance_minor=left)
 
 
 # -- licences ----------------------------------------------------------------------------------
@@ -384,11 +398,12 @@ def licence_grant(
 
 
 @licence_app.command("revoke")
-def licence_revoke(licence_id: str = typer.Argument(...)) -> None:
+def licence_revoke(licence_id: str = typer.Argument(...), as_json: bool = JSON_OPTION) -> None:
     """Revoke a licence: it covers nobody from now on."""
     with _database(RewardsSettings()) as conn:
         at = store.revoke_licence(conn, _licence_id(licence_id), _now())
-    typer.echo(f"licence {licence_id} revoked at {at:%Y-%m-%d %H:%M:%S} UTC")
+    _done(as_json, f"licence {licence_id} revoked at {at:%Y-%m-%d %H:%M:%S} UTC",
+          licence=licence_id, revoked_at=at.isoformat())
 
 
 @licence_app.command("show")

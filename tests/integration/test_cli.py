@@ -60,7 +60,7 @@ def test_stack_lifecycle_through_the_cli(stack_dir, stack_path_args, timescaledb
             "MOTUS_DATABASE_URL", "MOTUS_MQTT_HOST", "MOTUS_MQTT_PORT", "MOTUS_MQTT_USERNAME",
             "MOTUS_MQTT_PASSWORD", "MOTUS_BROKER_ADMIN_USERNAME", "MOTUS_BROKER_ADMIN_PASSWORD",
             "MOTUS_DEVICE_MQTT_HOST", "MOTUS_DEVICE_MQTT_PORT", "MOTUS_DEVICE_MQTT_TLS",
-            "MOTUS_DEVICE_MQTT_CA_FILE"}
+            "MOTUS_DEVICE_MQTT_CA_FILE", "MOTUS_NETWORK_KEY_FILE"}
         assert oct((stack_dir / "stack.json").stat().st_mode & 0o777) == "0o600"
         again = motus("db", "upgrade", env=env)
         assert again.returncode == 0 and "up to date" in again.stdout

@@ -105,3 +105,25 @@ def test_an_epoch_closed_from_the_cli_gives_each_driver_a_proof_they_can_check(c
     assert_readable(cli("ledger", "statement", "--driver", "ana@example.com"), ["552,500.000000 MOTUS"])
     assert "ledger verified" in cli("ledger", "verify")
     assert json.loads(cli("epoch", "show", "--week", str(week), "--json"))["drivers_paid"] == 2
+
+
+def test_commands_that_change_something_answer_in_json_too(cli, tmp_path):
+    bylaws = (ROOT / "docs/examples/bylaws.toml").read_text().replace('admission = "approval"',
+                                                                        'admission = "open"')
+    (tmp_path / "open.toml").write_text(bylaws)
+    cli("union", "create", "open-union", "--operator", "op@open.example",
+        "--bylaws", str(tmp_path / "open.toml"))
+    joined = json.loads(cli("union", "join", "open-union", "--vin", VINS["ana"], "--json"))
+    assert joined == {"union": "open-union", "vin": VINS["ana"], "admitted": True}
+    assert json.loads(cli("union", "pause", "--vin", VINS["ana"], "--json"))["paused"] is True
+    assert json.loads(cli("union", "pause", "--vin", VINS["ana"], "--resume", "--json"))["paused"] is False
+    assert "not a member of any union" in cli("union", "pause", "--vin", VINS["ben"], code=1)
+    cli("developer", "add", "Fleet Co", "--contact", "ops@fleet.example")
+    paid = json.loads(cli("developer", "topup", "Fleet Co", "10000", "--reference", "p-1", "--json"))
+    assert paid["balance_minor"] == 10_000 and paid["recorded"] is True
+    receipt = json.loads(cli("licence", "grant", "--union", "open-union", "--developer", "Fleet Co",
+                             "--purpose", "maintenance", "--scope", "speed", "--price", "300", "--json"))
+    revoked = json.loads(cli("licence", "revoke", receipt["licence"]["id"], "--json"))
+    assert revoked["licence"] == receipt["licence"]["id"]
+    assert json.loads(cli("licence", "show", revoked["licence"], "--json"))["covered_now"] == []
+    assert json.loads(cli("union", "leave", "--vin", VINS["ana"], "--json"))["left"] is True
