@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 import uvicorn
 
@@ -9,6 +11,12 @@ from api.app import create_app
 from api.settings import ApiSettings
 
 app = typer.Typer(help="The data API.", no_args_is_help=True)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the API's OpenAPI document (JSON): routes, schemas, security schemes, problems."""
+    typer.echo(json.dumps(create_app(ApiSettings()).openapi(), indent=2))
 
 
 @app.command()

@@ -16,8 +16,8 @@ from motus.demo import demo
 from motus.fleet_cli import fleet
 from movement.cli import app as movement_app
 from protocol.cli import signals
+from registry.cli import account_app, developer_app
 from registry.cli import app as device_app
-from registry.cli import developer_app
 from rewards.cli import mount as mount_rewards
 from simulators.cli import app as sim_app
 from stack.cli import app as stack_app
@@ -57,6 +57,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(broker_app, name="broker")
 app.add_typer(device_app, name="device")
 app.add_typer(developer_app, name="developer")
+app.add_typer(account_app, name="account")
 mount_rewards(app, developer_app)
 app.add_typer(agent_app, name="agent")
 app.add_typer(ingest_app, name="ingest")

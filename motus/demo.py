@@ -35,6 +35,7 @@ from motus.demo_agent import AgentCarOutcome, run_agent_car
 from motus.demo_movement import SPOOF_TRIP_S, MovementOutcome, labels_for, report_table, spoofing_cars
 from motus.demo_movement import prove as prove_movement
 from protocol.endpoint import MqttEndpoint
+from registry.keys import create_personal_token
 from registry.provisioning import revoke
 from registry.store import vehicle_of_device
 from simulators.fleet import SimCar, drive_events, make_fleet
@@ -83,8 +84,9 @@ def _intruders(info: StackInfo, car: SimCar, other: SimCar) -> list[tuple[str, s
     ]
 
 
-def _http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def _http_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
         return json.loads(response.read())
 
 
@@ -246,7 +248,10 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
         movement = prove_movement(url, earliest, datetime.now(UTC), labels,
                                   honest=set(vehicles) | ({agent_vehicle} if agent_vehicle else set()),
                                   spoofed=set(spoof_vehicles))
-        latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest")
+        with connect(DatabaseSettings(database_url=url)) as conn:  # the first driver reads their car
+            token = create_personal_token(conn, f"driver0.{tag}@demo.motus.example", "demo",
+                                          datetime.now(UTC))[1]
+        latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest", token)
         revocation = _revoke_live(info, fleet[-1])
         return DemoReport(published, stored(), int(duplicates), quarantined(), expected, latency, latest,
                           fleet[0].device_id, agent_car, movement, [*intruders, *revocation])

@@ -1,12 +1,16 @@
-"""`motus device register|revoke|list`: provisioning for network operators."""
+"""`motus device register|revoke|list`: provisioning for network operators; `motus developer add|list`
+and `motus developer key create|list|revoke`: developer accounts and their API keys; `motus account
+password|token`: sign-in accounts of drivers and union operators."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -14,6 +18,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from broker_config.admin import BrokerAdmin
@@ -22,9 +27,18 @@ from connections.database import connect
 from connections.errors import ConnectionsError
 from connections.settings import LOCAL_STACK_HINT, DatabaseSettings
 from protocol.signing import public_key_bytes
-from registry.developers import add_developer, list_developers
+from registry.accounts import MIN_PASSWORD_LENGTH, set_password
+from registry.developers import add_developer, find_developer, list_developers
 from registry.errors import InvalidIdentity, RegistryError
 from registry.identity import check_email, check_vin
+from registry.keys import (
+    ApiKey,
+    check_label,
+    create_developer_key,
+    create_personal_token,
+    list_keys,
+    revoke_key,
+)
 from registry.provisioning import provision_device, revoke, write_agent_files
 from registry.settings import ProvisioningSettings
 from registry.store import list_devices
@@ -211,3 +225,163 @@ def developer_list(as_json: bool = typer.Option(False, "--json", help="JSON inst
     for d in developers:
         table.add_row(d.organisation, d.contact_email, str(d.id))
     console.print(table)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(at: datetime | None, sep: str = " ") -> str:
+    return "-" if at is None else f"{at.astimezone(UTC):%Y-%m-%d}{sep}{at.astimezone(UTC):%H:%M}"
+
+
+def _show_secret_once(secret: str, what: str) -> None:
+    typer.echo(secret)  # plain echo: nothing wraps or styles the line people copy
+    typer.echo(f"Copy the {what} now: it will not be shown again (Motus keeps only its SHA-256).")
+
+
+def _key_json(key: ApiKey) -> dict[str, object]:
+    return {"id": key.id, "kind": key.kind, "label": key.label,
+            "developer_id": str(key.developer_id) if key.developer_id else None,
+            "account": key.account_email, "created_at": key.created_at.isoformat(),
+            "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+            "active": key.active}
+
+
+key_app = typer.Typer(help="API keys of a developer account: create, list, revoke.", no_args_is_help=True)
+developer_app.add_typer(key_app, name="key")
+
+
+@key_app.command("create")
+def key_create(
+    organisation: str = typer.Argument(..., metavar="ORG", help="The developer account's organisation."),
+    label: str = typer.Option("", "--label", help="What the key is for (shown in `key list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Make an API key for a developer account; its secret is printed once, never stored."""
+    try:
+        label = check_label(label)
+    except InvalidIdentity as exc:
+        raise _fail(str(exc), code=2) from exc
+    try:
+        with connect(DatabaseSettings()) as conn:
+            developer = find_developer(conn, organisation)
+            if developer is None:
+                raise _fail(f"no developer named {organisation!r}; `motus developer list` shows them")
+            key, secret = create_developer_key(conn, developer.id, label, _utc_now())
+    except (ConnectionsError, RegistryError) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"id": key.id, "secret": secret, "developer": developer.organisation,
+                               "label": key.label}))
+        return
+    typer.echo(f"API key {key.id} for {developer.organisation}"
+               + (f" ({key.label})" if key.label else "") + ":")
+    _show_secret_once(secret, "key")
+
+
+@key_app.command("list")
+def key_list(
+    organisation: str = typer.Argument(..., metavar="ORG", help="The developer account's organisation."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+) -> None:
+    """The developer account's API keys, oldest first (never their secrets)."""
+    try:
+        with connect(DatabaseSettings()) as conn:
+            developer = find_developer(conn, organisation)
+            if developer is None:
+                raise _fail(f"no developer named {organisation!r}; `motus developer list` shows them")
+            keys = list_keys(conn, developer_id=developer.id)
+    except ConnectionsError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps([_key_json(k) for k in keys]))
+        return
+    # Key ids are copied by people: never wrapped or cut; the label folds if it must.
+    table = Table(title=f"{len(keys)} API keys of {escape(developer.organisation)} (times in UTC)",
+                  box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("id", no_wrap=True, min_width=16)
+    table.add_column("label", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    table.add_column("last used", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for k in keys:
+        # Date over time keeps the columns narrow, so the label has room at 80 columns.
+        state = ("[green]active[/green]" if k.active
+                 else "[red]revoked\n" + _when(k.revoked_at, "\n") + "[/red]")
+        table.add_row(k.id, escape(k.label) or "-", _when(k.created_at, "\n"),
+                      "never" if k.last_used_at is None else _when(k.last_used_at, "\n"), state)
+    console.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: str = typer.Argument(..., metavar="KEY_ID", help="The key's id (key_...), not its secret."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Revoke an API key (a developer key or a personal token): the API refuses it from now on."""
+    try:
+        with connect(DatabaseSettings()) as conn:
+            key = revoke_key(conn, key_id.strip(), _utc_now())
+    except ConnectionsError as exc:
+        raise _fail(str(exc)) from exc
+    if key is None:
+        raise _fail(f"no API key has the id {key_id!r}; `motus developer key list ORG` shows them")
+    if as_json:
+        typer.echo(json.dumps(_key_json(key)))
+        return
+    typer.echo(f"revoked {key.id} ({key.kind} key) at {_when(key.revoked_at)} UTC: "
+               "the API refuses it from now on")
+
+
+account_app = typer.Typer(help="Sign-in accounts of drivers and union operators", no_args_is_help=True)
+
+
+@account_app.command("password")
+def account_password(
+    email: str = typer.Argument(..., help="The account's e-mail address (created if new)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
+) -> None:
+    """Set the password an account signs in to the console with (argon2id; at least 12 characters)."""
+    try:
+        email = check_email(email)
+    except InvalidIdentity as exc:
+        raise _fail(str(exc), code=2) from exc
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise _fail(f"a password needs at least {MIN_PASSWORD_LENGTH} characters, "
+                    f"this one has {len(password)}", code=2)
+    try:
+        with connect(DatabaseSettings()) as conn:
+            set_password(conn, email, password, _utc_now())
+    except (ConnectionsError, RegistryError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"password set for {email}")
+
+
+@account_app.command("token")
+def account_token(
+    email: str = typer.Argument(..., help="The account's e-mail address (created if new)."),
+    label: str = typer.Option("", "--label", help="What the token is for."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Make a personal API token for an account; it is printed once, never stored."""
+    try:
+        email, label = check_email(email), check_label(label)
+    except InvalidIdentity as exc:
+        raise _fail(str(exc), code=2) from exc
+    try:
+        with connect(DatabaseSettings()) as conn:
+            key, secret = create_personal_token(conn, email, label, _utc_now())
+    except (ConnectionsError, RegistryError) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"id": key.id, "secret": secret, "account": email, "label": key.label}))
+        return
+    typer.echo(f"personal token {key.id} for {email}" + (f" ({key.label})" if key.label else "") + ":")
+    _show_secret_once(secret, "token")

@@ -187,15 +187,17 @@ def resume(conn: Conn, vehicle_id: UUID, now: datetime) -> None:
                  " AND resumed_at IS NULL", (now, current.id))
 
 
-def memberships_between(conn: Conn, start: datetime, end: datetime,
-                        union_id: UUID | None = None) -> list[Membership]:
-    """Admitted memberships that overlap [start, end), with their pauses and owners."""
+def memberships_between(conn: Conn, start: datetime, end: datetime, union_id: UUID | None = None,
+                        vehicle_id: UUID | None = None) -> list[Membership]:
+    """Admitted memberships that overlap [start, end) (of one union, or one vehicle), with their
+    pauses and owners."""
     overlapping = ("SELECT m.id, m.vehicle_id, v.owner_id, m.union_id, m.joined_at, m.left_at"
                    " FROM memberships m JOIN vehicles v ON v.id = m.vehicle_id"
                    " WHERE m.joined_at IS NOT NULL AND m.joined_at < %(end)s"
                    " AND (m.left_at IS NULL OR m.left_at > %(start)s)"
-                   " AND (%(union)s::uuid IS NULL OR m.union_id = %(union)s::uuid)")
-    params = {"start": start, "end": end, "union": union_id}
+                   " AND (%(union)s::uuid IS NULL OR m.union_id = %(union)s::uuid)"
+                   " AND (%(vehicle)s::uuid IS NULL OR m.vehicle_id = %(vehicle)s::uuid)")
+    params = {"start": start, "end": end, "union": union_id, "vehicle": vehicle_id}
     pauses: dict[int, list[Interval]] = defaultdict(list)
     for membership, paused, resumed in conn.execute(
             f"SELECT p.membership_id, p.paused_at, p.resumed_at FROM membership_pauses p"

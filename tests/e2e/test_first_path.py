@@ -6,9 +6,11 @@ import sys
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from protocol.catalog import load_catalog
+from registry.keys import create_personal_token
 from simulators.fleet import drive_events, make_fleet
 from simulators.hostile import hostile_messages
 from stack.services import start_api, start_ingest
@@ -17,9 +19,15 @@ from tests.fixtures.helpers import publisher, register, scalar, wait_until
 pytestmark = pytest.mark.e2e
 
 
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get_json(url, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
         return json.loads(response.read())
+
+
+def owner_token(database_url, email):
+    with psycopg.connect(database_url) as conn:
+        return create_personal_token(conn, email, "e2e", datetime.now(UTC))[1]
 
 
 @pytest.fixture
@@ -51,8 +59,9 @@ def test_signed_readings_arrive_at_the_api_with_values_units_and_timestamps(
                "all events committed")
 
     catalog = load_catalog()
-    for car, vehicle in zip(cars, vehicles, strict=True):
-        body = get_json(f"{base}/v1/vehicles/{vehicle}/signals/latest")
+    for i, (car, vehicle) in enumerate(zip(cars, vehicles, strict=True)):
+        token = owner_token(database_url, f"owner{i}@test.example")
+        body = get_json(f"{base}/v1/vehicles/{vehicle}/signals/latest", token)
         sent = json.loads(last_payloads[car.device_id])["data"]["signals"]
         got = {s["name"]: s for s in body["signals"]}
         assert len(got) == len(sent) == 10

@@ -11,6 +11,7 @@ from ingest.pipeline import Accepted, process_message
 from ingest.store import TelemetryStore
 from protocol.catalog import load_catalog
 from registry.directory import DeviceDirectory
+from registry.keys import create_personal_token
 from simulators.fleet import drive_events, make_fleet
 from tests.fixtures.helpers import register
 
@@ -29,7 +30,10 @@ def seeded(database_url):
     store = TelemetryStore(database_url)
     store.write([a for a in accepted if isinstance(a, Accepted)], [])
     store.close()
+    with psycopg.connect(database_url) as conn:  # the owner reads their own car
+        token = create_personal_token(conn, "owner0@test.example", "test", now)[1]
     with TestClient(create_app(ApiSettings(database_url=database_url))) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
         yield client, vehicle, car, accepted[-1].event  # type: ignore[union-attr]
 
 
@@ -64,16 +68,18 @@ def test_name_filter(seeded):
 
 
 @pytest.mark.parametrize(("path", "status", "fragment"), [
-    ("/v1/vehicles/not-a-uuid/signals/latest", 422, "uuid"),
-    (f"/v1/vehicles/{uuid.uuid4()}/signals/latest", 404, "not found"),
+    ("/v1/vehicles/not-a-uuid/signals/latest", 400, "UUID"),
+    (f"/v1/vehicles/{uuid.uuid4()}/signals/latest", 404, "no vehicle"),
     ("/v1/vehicles/{vehicle}/signals/latest?name=warpDriveFlux", 400, "warpDriveFlux"),
 ])
 def test_bad_requests_get_clear_4xx(seeded, path, status, fragment):
     client, vehicle, _car, _last = seeded
     response = client.get(path.format(vehicle=vehicle))
     assert response.status_code == status
-    assert fragment in str(response.json()["detail"]).lower() or fragment in str(
-        response.json()["detail"])
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["instance"] == path.format(vehicle=vehicle).split("?")[0]
+    assert fragment in problem["detail"]
 
 
 def test_health_and_openapi(seeded):
@@ -87,5 +93,10 @@ def test_database_down_is_503_not_500(local_stack):
     dead = f"postgresql://motus@127.0.0.1:{local_stack.pg_port}/no_such_database"
     app = create_app(ApiSettings(database_url=dead, api_db_timeout_s=1))
     with TestClient(app) as client:
-        response = client.get(f"/v1/vehicles/{uuid.uuid4()}/signals/latest")
+        response = client.get(f"/v1/vehicles/{uuid.uuid4()}/signals/latest",
+                              headers={"Authorization": "Bearer motus_pat_" + "0" * 36})
     assert response.status_code == 503
+    with TestClient(app) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"

@@ -24,7 +24,7 @@ def test_help_lists_only_the_commands_that_exist():
     commands = set(re.findall(r"│ (\w+)\s{2,}", result.output))
     assert commands == {"signals", "stack", "db", "broker", "device", "agent", "ingest", "api", "sim",
                         "bench", "demo", "movement", "developer", "union", "driver", "licence", "epoch",
-                        "ledger", "rewards"}
+                        "ledger", "rewards", "account"}
 
 
 def test_signals_json_has_the_catalog():

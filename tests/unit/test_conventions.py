@@ -22,7 +22,7 @@ ERROR_BASES = {
     "rewards": "rewards.errors.RewardsError",
     "simulators": None,
     "movement": None,
-    "api": None,
+    "api": "api.errors.ApiError",
 }
 
 

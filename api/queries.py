@@ -1,0 +1,106 @@
+"""The API's reads and the access log, as SQL on a connection the route holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from protocol.catalog import ValueType, load_catalog
+
+
+def latest(conn: Any, vehicle_id: UUID, names: Sequence[str] | None) -> list[tuple[str, datetime, Any]]:
+    return list(conn.execute(
+        "SELECT name, ts, value FROM signals_latest WHERE vehicle_id = %s"
+        " AND (%s::text[] IS NULL OR name = ANY(%s::text[])) ORDER BY name",
+        (vehicle_id, names, names)).fetchall())
+
+
+#: Intervals a series may use, in seconds.
+INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "1d": 86400}
+NUMERIC_AGGREGATIONS = ("avg", "min", "max", "median", "first", "last")
+ORDERED_AGGREGATIONS = ("first", "last")  # the only ones for text and locations
+ROLLUP_AGGREGATIONS = ("avg", "min", "max")  # what the hourly rollups hold
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    vehicle_id: UUID
+    name: str
+    start: datetime
+    end: datetime
+    interval_s: int
+    aggregation: str
+    limit: int
+
+
+def uses_rollups(q: SeriesQuery) -> bool:
+    spec = load_catalog()[q.name]
+    return (spec.type is ValueType.FLOAT and q.aggregation in ROLLUP_AGGREGATIONS
+            and q.interval_s % 3600 == 0
+            and q.start.minute == q.start.second == q.start.microsecond == 0)
+
+
+_NUMERIC_SQL = {
+    "avg": "avg(value)", "min": "min(value)", "max": "max(value)",
+    "median": "percentile_cont(0.5) WITHIN GROUP (ORDER BY value)",
+    "first": "(array_agg(value ORDER BY ts))[1]", "last": "(array_agg(value ORDER BY ts DESC))[1]",
+}
+_ROLLUP_SQL = {"avg": "sum(sum) / sum(samples)", "min": "min(min)", "max": "max(max)"}
+
+
+def series(conn: Any, q: SeriesQuery) -> list[tuple[datetime, Any]]:
+    """Up to ``limit`` buckets of [start, end) aligned on ``start``, oldest first."""
+    spec = load_catalog()[q.name]
+    bucket = "date_bin(%(step)s, {col}, %(origin)s)"
+    params = {"step": timedelta(seconds=q.interval_s), "origin": q.start, "vehicle": q.vehicle_id,
+              "name": q.name, "start": q.start, "end": q.end, "limit": q.limit}
+    if uses_rollups(q):
+        sql = (f"SELECT {bucket.format(col='hour')} AS b, {_ROLLUP_SQL[q.aggregation]} FROM signals_hourly"
+               " WHERE vehicle_id = %(vehicle)s AND name = %(name)s AND hour >= %(start)s AND hour < %(end)s"
+               " GROUP BY b ORDER BY b LIMIT %(limit)s")
+    elif spec.type is ValueType.FLOAT:
+        sql = (f"SELECT {bucket.format(col='ts')} AS b, {_NUMERIC_SQL[q.aggregation]} FROM signals_numeric"
+               " WHERE vehicle_id = %(vehicle)s AND name = %(name)s AND ts >= %(start)s AND ts < %(end)s"
+               " GROUP BY b ORDER BY b LIMIT %(limit)s")
+    elif spec.type is ValueType.LOCATION:
+        order = "ts" if q.aggregation == "first" else "ts DESC"
+        sql = (f"SELECT {bucket.format(col='ts')} AS b, json_build_object("
+               f"'latitude', (array_agg(latitude ORDER BY {order}))[1],"
+               f" 'longitude', (array_agg(longitude ORDER BY {order}))[1],"
+               f" 'hdop', (array_agg(hdop ORDER BY {order}))[1]) FROM signals_location"
+               " WHERE vehicle_id = %(vehicle)s AND name = %(name)s AND ts >= %(start)s AND ts < %(end)s"
+               " GROUP BY b ORDER BY b LIMIT %(limit)s")
+    else:
+        order = "ts" if q.aggregation == "first" else "ts DESC"
+        sql = (f"SELECT {bucket.format(col='ts')} AS b, (array_agg(value ORDER BY {order}))[1]"
+               " FROM signals_text WHERE vehicle_id = %(vehicle)s AND name = %(name)s"
+               " AND ts >= %(start)s AND ts < %(end)s GROUP BY b ORDER BY b LIMIT %(limit)s")
+    return [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
+
+
+def log_access(conn: Any, *, developer_id: UUID, key_id: str | None, licence_id: UUID, purpose: str,
+               vehicle_id: UUID, signals: Sequence[str], start: datetime, end: datetime, rows: int,
+               at: datetime) -> None:
+    """One ``data_access`` row (migration 0007), in the transaction that read the data."""
+    conn.execute(
+        "INSERT INTO data_access (at, developer_id, api_key_id, licence_id, purpose, vehicle_id, signals,"
+        " range_from, range_to, rows) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (at, developer_id, key_id, licence_id, purpose, vehicle_id, list(signals), start, end, rows))
+
+
+def access_log(conn: Any, driver_id: UUID, before_id: int | None, limit: int) -> list[tuple[Any, ...]]:
+    """Reads of the driver's vehicles, newest first."""
+    return list(conn.execute(
+        "SELECT a.id, a.at, d.organisation, a.developer_id, a.api_key_id, a.licence_id, a.purpose,"
+        " a.vehicle_id, a.signals, a.range_from, a.range_to, a.rows FROM data_access a"
+        " JOIN vehicles v ON v.id = a.vehicle_id JOIN developers d ON d.id = a.developer_id"
+        " WHERE v.owner_id = %s AND (%s::bigint IS NULL OR a.id < %s) ORDER BY a.id DESC LIMIT %s",
+        (driver_id, before_id, before_id, limit)).fetchall())
+
+
+def own_vehicles(conn: Any, driver_id: UUID) -> list[tuple[UUID, str | None]]:
+    return [(r[0], r[1]) for r in conn.execute(
+        "SELECT id, vin FROM vehicles WHERE owner_id = %s ORDER BY id", (driver_id,)).fetchall()]
