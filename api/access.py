@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from api import queries
 from api.auth import Caller
 from api.problems import ApiProblem
 from protocol.catalog import Privilege, load_catalog
@@ -63,18 +64,13 @@ def all_signals() -> frozenset[str]:
     return frozenset(spec.name for spec in load_catalog())
 
 
-def owner_of(conn: Any, vehicle_id: UUID) -> UUID | None:
-    row = conn.execute("SELECT owner_id FROM vehicles WHERE id = %s", (vehicle_id,)).fetchone()
-    return None if row is None else row[0]
-
-
 def grant_for(conn: Any, caller: Caller, vehicle_id: UUID, names: Iterable[str], at: datetime) -> Grant:
     """The grant to read ``names`` (all the caller may, when empty) of the vehicle now; 404 when
     the caller may not read the vehicle at all, 403 when a named signal is outside every licence
     that covers it."""
     wanted = sorted(set(names))
     if caller.kind == "person":
-        if caller.driver_id is None or owner_of(conn, vehicle_id) != caller.driver_id:
+        if caller.driver_id is None or queries.owner_of(conn, vehicle_id) != caller.driver_id:
             raise not_found(vehicle_id)
         return Grant(vehicle_id, None, all_signals())
     assert caller.developer_id is not None

@@ -104,3 +104,37 @@ def access_log(conn: Any, driver_id: UUID, before_id: int | None, limit: int) ->
 def own_vehicles(conn: Any, driver_id: UUID) -> list[tuple[UUID, str | None]]:
     return [(r[0], r[1]) for r in conn.execute(
         "SELECT id, vin FROM vehicles WHERE owner_id = %s ORDER BY id", (driver_id,)).fetchall()]
+
+
+def owner_of(conn: Any, vehicle_id: UUID) -> UUID | None:
+    row = conn.execute("SELECT owner_id FROM vehicles WHERE id = %s", (vehicle_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def export_rows(conn: Any, driver_id: UUID) -> Any:
+    """Every reading of the driver's vehicles, streamed from a server-side cursor."""
+    with conn.cursor(name="motus_export") as cur:
+        cur.itersize = 5000
+        cur.execute(
+            "SELECT r.vehicle_id, r.ts, r.name, r.value FROM ("
+            " SELECT vehicle_id, ts, name, to_jsonb(value) AS value FROM signals_numeric"
+            " UNION ALL SELECT vehicle_id, ts, name, to_jsonb(value) FROM signals_text"
+            " UNION ALL SELECT vehicle_id, ts, name, jsonb_build_object('latitude', latitude,"
+            "  'longitude', longitude, 'hdop', hdop) FROM signals_location) r"
+            " JOIN vehicles v ON v.id = r.vehicle_id WHERE v.owner_id = %s"
+            " ORDER BY r.vehicle_id, r.ts, r.name",
+            (driver_id,))
+        yield from cur
+
+
+def delete_telemetry(conn: Any, driver_id: UUID) -> int:
+    """Delete every reading of the driver's vehicles and what is derived from them (latest values,
+    hourly rollups); returns how many readings went."""
+    vehicles = [r[0] for r in conn.execute("SELECT id FROM vehicles WHERE owner_id = %s",
+                                           (driver_id,)).fetchall()]
+    deleted = 0
+    for table in ("signals_numeric", "signals_text", "signals_location"):
+        deleted += conn.execute(f"DELETE FROM {table} WHERE vehicle_id = ANY(%s)", (vehicles,)).rowcount
+    for table in ("signals_latest", "signals_hourly"):
+        conn.execute(f"DELETE FROM {table} WHERE vehicle_id = ANY(%s)", (vehicles,))
+    return deleted

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
+
+from rewards.bylaws import Purpose
 
 
 class LocationValue(BaseModel):
@@ -93,3 +96,82 @@ class TokenRequest(BaseModel):
 class IssuedToken(BaseModel):
     id: str
     token: str = Field(description="Shown once: store it now")
+
+
+class KnobState(BaseModel):
+    level: str = Field(examples=["vehicle"])
+    means: str = Field(description="What the level lets licences read, in one sentence")
+    levels: dict[str, str] = Field(description="Every level and its sentence")
+
+
+class KnobChoice(BaseModel):
+    level: str = Field(pattern="^(private|vehicle|location)$", examples=["location"])
+
+
+class MembershipState(BaseModel):
+    vehicle_id: UUID
+    union: str | None = Field(description="The union's name, or null")
+    admitted: bool = Field(description="False while a union that admits by approval has not approved")
+    paused: bool
+
+
+class MembershipChange(BaseModel):
+    union: str = Field(min_length=1, max_length=40, examples=["lakeside"])
+
+
+class PauseChange(BaseModel):
+    paused: bool
+
+
+class StatementEntry(BaseModel):
+    seq: int
+    at: str
+    kind: str
+    epoch: str | None
+    asset: str = Field(description="EUR (cents) or MOTUS (millionths of a token)")
+    amount: int
+    balance: int
+
+
+class Statement(BaseModel):
+    account: str
+    entries: list[StatementEntry]
+    balances: dict[str, int]
+
+
+class LicenceEntry(BaseModel):
+    id: UUID
+    developer_id: UUID
+    purpose: str
+    scope: list[str]
+    starts: date
+    ends: date
+    price_minor: int
+    running: bool
+    revoked_at: datetime | None
+
+
+class UnionDetail(BaseModel):
+    slug: str
+    operator: str
+    bylaws: dict[str, Any] | None = Field(description="The bylaws in force (format motus-bylaws-v1)")
+    bylaws_version: int | None
+    members: int
+    requests_waiting: list[UUID]
+    licences: list[LicenceEntry]
+    on_strike: bool
+
+
+class GrantRequest(BaseModel):
+    developer: str = Field(min_length=1, max_length=120, description="The developer's organisation")
+    purpose: Purpose
+    scope: list[str] = Field(min_length=1, max_length=200,
+                             description="Signal names or privilege classes (non-location, location)")
+    days: int = Field(default=30, ge=1, le=3660)
+    price_minor: int = Field(ge=0, le=10**9, description="Per covered vehicle per 30 days, in cents")
+    starts: datetime | None = Field(default=None, description="Default: now")
+
+
+class StrikeChange(BaseModel):
+    on: bool
+    reason: str = Field(default="", max_length=500)

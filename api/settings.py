@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from connections.settings import DatabaseSettings
+from rewards.settings import RewardsSettings
 
 
-class ApiSettings(DatabaseSettings):
+class ApiSettings(RewardsSettings):
+    """The database, the network's key and fees (operators grant licences through the API)."""
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_pool_max: int = Field(default=10, ge=1)
