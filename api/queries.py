@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from movement.proof import Fix, Sample
 from protocol.catalog import ValueType, load_catalog
 
 
@@ -138,3 +139,23 @@ def delete_telemetry(conn: Any, driver_id: UUID) -> int:
     for table in ("signals_latest", "signals_hourly"):
         conn.execute(f"DELETE FROM {table} WHERE vehicle_id = ANY(%s)", (vehicles,))
     return deleted
+
+
+def numeric_samples(conn: Any, vehicle_id: UUID, name: str, start: datetime, end: datetime) -> list[Sample]:
+    return [Sample(r[0], r[1]) for r in conn.execute(
+        "SELECT ts, value FROM signals_numeric WHERE vehicle_id = %s AND name = %s AND ts >= %s AND ts < %s"
+        " ORDER BY ts", (vehicle_id, name, start, end)).fetchall()]
+
+
+def location_fixes(conn: Any, vehicle_id: UUID, start: datetime, end: datetime) -> list[Fix]:
+    return [Fix(r[0], r[1], r[2], r[3]) for r in conn.execute(
+        "SELECT ts, latitude, longitude, hdop FROM signals_location WHERE vehicle_id = %s"
+        " AND name = 'currentLocationCoordinates' AND ts >= %s AND ts < %s ORDER BY ts",
+        (vehicle_id, start, end)).fetchall()]
+
+
+def daily_proofs(conn: Any, vehicle_id: UUID, first: date,
+                 last: date) -> list[tuple[date, str, float | None]]:
+    return [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT day, verdict, distance_km FROM movement_proofs WHERE vehicle_id = %s"
+        " AND day BETWEEN %s AND %s ORDER BY day", (vehicle_id, first, last)).fetchall()]

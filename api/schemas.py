@@ -175,3 +175,41 @@ class GrantRequest(BaseModel):
 class StrikeChange(BaseModel):
     on: bool
     reason: str = Field(default="", max_length=500)
+
+
+class Place(BaseModel):
+    latitude: float
+    longitude: float
+    at: datetime
+
+
+class TripEntry(BaseModel):
+    start: datetime
+    end: datetime
+    duration_s: float
+    distance_km: float
+    distance_source: str = Field(description="odometer, speed (its integral) or gps")
+    start_place: Place | None = Field(description="Only with the location privilege")
+    end_place: Place | None = Field(description="Only with the location privilege")
+
+
+class Trips(BaseModel):
+    vehicle_id: UUID
+    licence_id: UUID | None
+    trips: list[TripEntry]
+    next_cursor: str | None
+
+
+class DaySummary(BaseModel):
+    day: date
+    distance_km: float | None
+    verdict: str = Field(description="The proof of movement: moved, still, insufficient or refused")
+    proven: bool = Field(description="The day counts as driven for rewards")
+
+
+class DailySummary(BaseModel):
+    vehicle_id: UUID
+    licence_id: UUID | None
+    days: list[DaySummary]
+    distance_km: float
+    proven_days: int

@@ -71,13 +71,13 @@ TERMS = RewardsSettings().terms()
 @pytest.fixture(scope="module")
 def world(module_database_url):
     url = module_database_url
-    cars = make_fleet(2, seed=47, drive_seconds=150)  # 150 s: at least two 1-minute buckets
+    cars = make_fleet(2, seed=47, drive_seconds=300)  # several 1-minute buckets, and a trip
     a, b = register(url, cars)
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
         lookup = DeviceDirectory(conn).lookup
         accepted = [process_message(t, p, lookup, load_catalog(), now)
-                    for car in cars for t, p in drive_events(car, now - timedelta(seconds=151), 150)]
+                    for car in cars for t, p in drive_events(car, now - timedelta(seconds=301), 300)]
     telemetry = TelemetryStore(url)
     telemetry.write([x for x in accepted if isinstance(x, Accepted)], [])
     telemetry.close()
@@ -158,6 +158,8 @@ RULES = {
     ("GET", "/v1/vehicles"): lambda who: 401 if who in (None, "revoked") else 200,
     ("GET", "/v1/vehicles/{vehicle_id}/signals/latest"): _vehicle_read,
     ("GET", "/v1/vehicles/{vehicle_id}/signals/{name}/series"): _vehicle_read,
+    ("GET", "/v1/vehicles/{vehicle_id}/trips"): _vehicle_read,
+    ("GET", "/v1/vehicles/{vehicle_id}/days"): _vehicle_read,
     ("GET", "/v1/me/access-log"): _driver_only(200),
     ("POST", "/v1/me/tokens"): _person_only(201),
     ("DELETE", "/v1/auth/session"): _person_only(204),
@@ -198,7 +200,9 @@ def _request(world: World, who, method, path):
     concrete = path.format(vehicle_id=vehicle, name="speed", epoch=world.epoch, slug="spare",
                            licence_id=world.spare_licence)
     params = {"from": (now - timedelta(hours=1)).isoformat(), "to": now.isoformat(), "interval": "1m"} \
-        if path.endswith("/series") else {}
+        if path.endswith(("/series", "/trips")) else {}
+    if path.endswith("/days"):
+        params = {"from": str(now.date() - timedelta(days=14)), "to": str(now.date())}
     headers = {"Authorization": f"Bearer {world.tokens[who]}"} if who else {}
     return world.client.request(method, concrete, headers=headers, params=params,
                                 json=BODIES.get((method, path)))
@@ -365,3 +369,28 @@ def test_motus_api_openapi_prints_the_whole_document(world):
     document = json.loads(result.output)
     assert {path for _, path in RULES} <= set(document["paths"])
     assert document == world.client.get("/openapi.json").json()
+
+
+def test_trips_show_places_only_with_the_location_privilege(world):
+    now = datetime.now(UTC)
+    params = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(minutes=1)).isoformat()}
+    own = world.get("owner0", f"/v1/vehicles/{world.a}/trips", **params).json()
+    licensed = world.get("dev1", f"/v1/vehicles/{world.a}/trips", **params).json()
+    assert len(own["trips"]) == len(licensed["trips"]) >= 1
+    trip = own["trips"][0]
+    assert trip["duration_s"] >= 240 and trip["distance_km"] > 0
+    assert trip["start_place"] is not None and trip["end_place"] is not None
+    assert all(t["start_place"] is None and t["end_place"] is None for t in licensed["trips"])
+    assert licensed["trips"][0]["distance_km"] == trip["distance_km"]
+    log = world.get("owner0", "/v1/me/access-log").json()["entries"][0]
+    assert "currentLocationCoordinates" not in log["signals"] and "speed" in log["signals"]
+
+
+def test_the_daily_summary_counts_proven_days(world):
+    today = datetime.now(UTC).date()
+    body = world.get("dev1", f"/v1/vehicles/{world.a}/days", **{"from": str(today - timedelta(days=14)),
+                                                              "to": str(today)}).json()
+    assert body["proven_days"] == 1 and [d["day"] for d in body["days"] if d["proven"]] == [
+        str(Week.parse(world.epoch).first_day)]
+    backwards = world.get("dev1", f"/v1/vehicles/{world.a}/days", **{"from": str(today), "to": "2020-01-01"})
+    assert backwards.status_code == 400
