@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path
 
 from api.deps import Db, Person, Settings, now
 from api.problems import ApiProblem, responses
-from api.schemas import GrantRequest, LicenceEntry, StrikeChange, UnionDetail
+from api.schemas import GrantRequest, LicenceEntry, MemberEntry, StrikeChange, UnionDetail
 from registry.developers import find_developer
 from rewards import service as rewards_service
 from rewards import store as rewards_store
@@ -54,7 +54,8 @@ def union_detail(slug: Slug, me: Person, conn: Db) -> UnionDetail:
         slug=union.slug, operator=union.operator_email,
         bylaws=bylaws_document(in_force[1]) if in_force else None,
         bylaws_version=in_force[0] if in_force else None,
-        members=rewards_store.member_count(conn, union.id),
+        members=[MemberEntry(vehicle_id=v, joined_at=joined, paused=paused)
+                 for v, joined, paused in rewards_store.member_vehicles(conn, union.id)],
         requests_waiting=[v for v, _ in rewards_store.pending_requests(conn, union.id)],
         licences=[_licence(lic, at) for lic in licences],
         on_strike=bool(strikes))

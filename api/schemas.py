@@ -151,12 +151,18 @@ class LicenceEntry(BaseModel):
     revoked_at: datetime | None
 
 
+class MemberEntry(BaseModel):
+    vehicle_id: UUID
+    joined_at: datetime
+    paused: bool
+
+
 class UnionDetail(BaseModel):
     slug: str
     operator: str
     bylaws: dict[str, Any] | None = Field(description="The bylaws in force (format motus-bylaws-v1)")
     bylaws_version: int | None
-    members: int
+    members: list[MemberEntry]
     requests_waiting: list[UUID]
     licences: list[LicenceEntry]
     on_strike: bool

@@ -216,6 +216,15 @@ def pending_requests(conn: Conn, union_id: UUID) -> list[tuple[UUID, datetime]]:
         " AND left_at IS NULL ORDER BY requested_at", (union_id,)).fetchall()]
 
 
+def member_vehicles(conn: Conn, union_id: UUID) -> list[tuple[UUID, datetime, bool]]:
+    """The union's admitted members now: (vehicle, joined at, paused)."""
+    return [(r[0], r[1], bool(r[2])) for r in conn.execute(
+        "SELECT m.vehicle_id, m.joined_at, EXISTS (SELECT 1 FROM membership_pauses p"
+        " WHERE p.membership_id = m.id AND p.resumed_at IS NULL) FROM memberships m"
+        " WHERE m.union_id = %s AND m.joined_at IS NOT NULL AND m.left_at IS NULL ORDER BY m.joined_at, m.id",
+        (union_id,)).fetchall()]
+
+
 def member_count(conn: Conn, union_id: UUID) -> int:
     row = conn.execute("SELECT count(*) FROM memberships WHERE union_id = %s AND joined_at IS NOT NULL"
                        " AND left_at IS NULL", (union_id,)).fetchone()

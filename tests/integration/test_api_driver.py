@@ -89,6 +89,7 @@ def test_a_driver_joins_through_the_api_and_an_operator_licenses_and_strikes(sid
     assert call("developer", "GET", path).status_code == 200
     detail = call("operator", "PUT", "/v1/unions/lakeside/strike", json={"on": True, "reason": "pay more"})
     assert detail.status_code == 200 and detail.json()["on_strike"] is True
+    assert [m["vehicle_id"] for m in detail.json()["members"]] == [str(vehicle)]
     assert call("developer", "GET", path).status_code == 404  # the very next request
     call("operator", "PUT", "/v1/unions/lakeside/strike", json={"on": False})
     assert call("developer", "GET", path).status_code == 200
