@@ -1,5 +1,5 @@
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -7,13 +7,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.pipeline import Accepted, process_message
-from ingest.store import TelemetryStore
 from protocol.catalog import load_catalog
-from registry.directory import DeviceDirectory
 from registry.keys import create_personal_token
-from simulators.fleet import drive_events, make_fleet
-from tests.fixtures.helpers import register
+from simulators.fleet import make_fleet
+from tests.fixtures.helpers import register, store_drives
 
 pytestmark = pytest.mark.integration
 
@@ -23,18 +20,12 @@ def seeded(database_url):
     car = make_fleet(1, seed=31, drive_seconds=15)[0]
     (vehicle,) = register(database_url, [car])
     now = datetime.now(UTC)
-    with psycopg.connect(database_url) as conn:
-        lookup = DeviceDirectory(conn).lookup
-        accepted = [process_message(t, p, lookup, load_catalog(), now)
-                    for t, p in drive_events(car, now - timedelta(seconds=16), 15)]
-    store = TelemetryStore(database_url)
-    store.write([a for a in accepted if isinstance(a, Accepted)], [])
-    store.close()
+    accepted = store_drives(database_url, [car], 15, now)
     with psycopg.connect(database_url) as conn:  # the owner reads their own car
         token = create_personal_token(conn, "owner0@test.example", "test", now)[1]
     with TestClient(create_app(ApiSettings(database_url=database_url))) as client:
         client.headers["Authorization"] = f"Bearer {token}"
-        yield client, vehicle, car, accepted[-1].event  # type: ignore[union-attr]
+        yield client, vehicle, car, accepted[-1].event
 
 
 def test_latest_returns_values_units_and_timestamps(seeded):

@@ -18,20 +18,16 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.pipeline import Accepted, process_message
-from ingest.store import TelemetryStore
-from protocol.catalog import load_catalog
 from registry.accounts import set_password
 from registry.developers import add_developer
-from registry.directory import DeviceDirectory
 from registry.keys import create_developer_key, create_personal_token, revoke_key
 from registry.store import enroll_vehicle
 from rewards import service, store
 from rewards.bylaws import Purpose, parse_bylaws
 from rewards.settings import RewardsSettings
 from rewards.weeks import Week
-from simulators.fleet import drive_events, make_fleet
-from tests.fixtures.helpers import register
+from simulators.fleet import make_fleet
+from tests.fixtures.helpers import register, store_drives
 
 pytestmark = pytest.mark.integration
 
@@ -74,13 +70,7 @@ def world(module_database_url):
     cars = make_fleet(2, seed=47, drive_seconds=300)  # several 1-minute buckets, and a trip
     a, b = register(url, cars)
     now = datetime.now(UTC)
-    with psycopg.connect(url) as conn:
-        lookup = DeviceDirectory(conn).lookup
-        accepted = [process_message(t, p, lookup, load_catalog(), now)
-                    for car in cars for t, p in drive_events(car, now - timedelta(seconds=301), 300)]
-    telemetry = TelemetryStore(url)
-    telemetry.write([x for x in accepted if isinstance(x, Accepted)], [])
-    telemetry.close()
+    store_drives(url, cars, 300, now)
     key = Ed25519PrivateKey.generate()
     before = now - timedelta(days=2)
     tokens: dict[str, str] = {}

@@ -15,12 +15,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.pipeline import Accepted, process_message
-from ingest.store import TelemetryStore
-from protocol.catalog import load_catalog
 from protocol.signing import public_key_bytes
 from registry.developers import add_developer
-from registry.directory import DeviceDirectory
 from registry.keys import create_developer_key, create_personal_token
 from rewards import service, store
 from rewards.bylaws import parse_bylaws
@@ -28,8 +24,8 @@ from rewards.receipt import verify_receipt
 from rewards.settings import RewardsSettings
 from rewards.verifier import verify_payout_proof
 from rewards.weeks import Week
-from simulators.fleet import drive_events, make_fleet
-from tests.fixtures.helpers import register
+from simulators.fleet import make_fleet
+from tests.fixtures.helpers import register, store_drives
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +37,7 @@ def side(database_url, tmp_path):
     car = make_fleet(1, seed=59, drive_seconds=20)[0]
     (vehicle,) = register(database_url, [car])
     now = datetime.now(UTC)
-    with psycopg.connect(database_url) as conn:
-        lookup = DeviceDirectory(conn).lookup
-        accepted = [process_message(t, p, lookup, load_catalog(), now)
-                    for t, p in drive_events(car, now - timedelta(seconds=21), 20)]
-    telemetry = TelemetryStore(database_url)
-    telemetry.write([x for x in accepted if isinstance(x, Accepted)], [])
-    telemetry.close()
+    store_drives(database_url, [car], 20, now)
     text = EXAMPLE.read_text().replace('admission = "approval"', 'admission = "open"')
     text = text.replace('called_by = "member-vote"', 'called_by = "operator"')
     text = text.replace("quorum_bps = 3334", "")

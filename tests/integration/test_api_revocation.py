@@ -15,17 +15,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.pipeline import Accepted, process_message
-from ingest.store import TelemetryStore
-from protocol.catalog import load_catalog
 from registry.developers import add_developer
-from registry.directory import DeviceDirectory
 from registry.keys import create_developer_key
 from rewards import service, store
 from rewards.bylaws import Purpose, parse_bylaws
 from rewards.knob import Knob
-from simulators.fleet import drive_events, make_fleet
-from tests.fixtures.helpers import register
+from simulators.fleet import make_fleet
+from tests.fixtures.helpers import register, store_drives
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +47,7 @@ def test_the_next_request_serves_nothing_more(database_url, cause):
     car = make_fleet(1, seed=53, drive_seconds=10)[0]
     (vehicle,) = register(database_url, [car])
     now = _now()
-    with psycopg.connect(database_url) as conn:
-        lookup = DeviceDirectory(conn).lookup
-        accepted = [process_message(t, p, lookup, load_catalog(), now)
-                    for t, p in drive_events(car, now - timedelta(seconds=11), 10)]
-    telemetry = TelemetryStore(database_url)
-    telemetry.write([x for x in accepted if isinstance(x, Accepted)], [])
-    telemetry.close()
+    store_drives(database_url, [car], 10, now)
     before = now - timedelta(days=1)
     text = EXAMPLE.read_text().replace('admission = "approval"', 'admission = "open"')
     with psycopg.connect(database_url) as conn:
