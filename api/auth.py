@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from api.problems import ApiProblem
 from registry.accounts import session_account
 from registry.keys import DEVELOPER_PREFIX, PERSONAL_PREFIX, checksum_ok, find_key, touch_key
-
-from api.problems import ApiProblem
 from registry.store import driver_by_email
 
 SESSION_COOKIE = "motus_session"
