@@ -10,12 +10,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import SESSION_COOKIE, Caller, identify
 from api.problems import ApiProblem
 from api.settings import ApiSettings
+from rewards.errors import MissingNetworkKey
+from rewards.service import network_key
 
 T = TypeVar("T")
 
@@ -35,7 +38,9 @@ def database(request: Request) -> Iterator[Any]:
         yield conn
 
 
-Db = Annotated[Any, Depends(database)]
+# "function" scope: the transaction commits (or fails, answered as such) before the response is
+# sent, so what a request read is logged and what it changed holds for the next request.
+Db = Annotated[Any, Depends(database, scope="function")]
 
 
 def settings(request: Request) -> ApiSettings:
@@ -45,6 +50,14 @@ def settings(request: Request) -> ApiSettings:
 
 
 Settings = Annotated[ApiSettings, Depends(settings)]
+
+
+def network_key_or_503(config: ApiSettings) -> Ed25519PrivateKey:
+    """The network's signing key; the API never makes one (`motus rewards key` does)."""
+    try:
+        return network_key(config.network_key_file, create=False)
+    except MissingNetworkKey as exc:
+        raise ApiProblem(503, str(exc), "unavailable") from exc
 
 
 def caller(conn: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -76,6 +89,21 @@ def driver(who: Person) -> Caller:
 
 
 Driver = Annotated[Caller, Depends(driver)]
+
+
+def aware(text: str) -> datetime:
+    """A timestamp with its zone (a cursor this API issued), else ValueError."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("a timestamp without a zone")
+    return value
+
+
+def positive_id(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 2**63:
+        raise ValueError("out of range")
+    return value
 
 
 def encode_cursor(text: str) -> str:

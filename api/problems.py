@@ -69,6 +69,15 @@ def install(app: FastAPI) -> None:
     async def on_refused(request: Request, exc: Exception) -> JSONResponse:  # the registry's rules
         return problem(request, 400, str(exc), "invalid-request")
 
+    async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
+        # values the database cannot hold (a NUL in text, a number out of range): the request's fault
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "a value out of range"
+        return problem(request, 400, f"a value in the request cannot be stored: {reason}", "invalid-request")
+
+    async def on_conflict(request: Request, _exc: Exception) -> JSONResponse:
+        return problem(request, 409, "another request changed the same thing at the same time; retry",
+                       "conflict")
+
     async def on_database(request: Request, _exc: Exception) -> JSONResponse:
         return problem(request, 503, "the database is unavailable; retry shortly", "unavailable",
                        {"Retry-After": "5"})
@@ -77,6 +86,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(RegistryError, on_refused)
+    app.add_exception_handler(psycopg.DataError, on_bad_value)
+    app.add_exception_handler(psycopg.IntegrityError, on_conflict)
     app.add_exception_handler(psycopg.OperationalError, on_database)
     app.add_exception_handler(PoolTimeout, on_database)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api import access, queries
 from api.auth import Caller
-from api.deps import Db, VehicleId, Who, decode_cursor, encode_cursor
+from api.deps import Db, VehicleId, Who, aware, decode_cursor, encode_cursor
 from api.deps import now as clock
 from api.problems import ApiProblem, responses
 from api.schemas import (
@@ -129,7 +129,7 @@ def signal_series(
     step = queries.INTERVALS[interval]
     if (end - start).total_seconds() / step > 100 * MAX_POINTS:
         raise ApiProblem(400, "too many points: use a longer interval", "invalid-range")
-    page_start = decode_cursor(cursor, datetime.fromisoformat) or start
+    page_start = decode_cursor(cursor, aware) or start
     if not start <= page_start < end:
         raise ApiProblem(400, "the cursor is outside from..to", "invalid-cursor")
     now = clock()
@@ -173,7 +173,7 @@ def trips(vehicle_id: VehicleId, who: Who, conn: Db,
     now = clock()
     grant = access.grant_for(conn, who, vehicle_id, ["speed"], now)
     places = LOCATION in grant.signals
-    after = decode_cursor(cursor, datetime.fromisoformat)
+    after = decode_cursor(cursor, aware)
     readings = {name: queries.numeric_samples(conn, vehicle_id, name, start, end)
                 for name in TRIP_SIGNALS if name in grant.signals}
     fixes = queries.location_fixes(conn, vehicle_id, start, end) if places else []

@@ -15,7 +15,18 @@ from fastapi.responses import StreamingResponse
 
 from api import queries
 from api.auth import SESSION_COOKIE
-from api.deps import Db, Driver, Person, Settings, VehicleId, decode_cursor, encode_cursor, now
+from api.deps import (
+    Db,
+    Driver,
+    Person,
+    Settings,
+    VehicleId,
+    decode_cursor,
+    encode_cursor,
+    network_key_or_503,
+    now,
+    positive_id,
+)
 from api.problems import ApiProblem, responses
 from api.schemas import (
     AccessEntry,
@@ -81,7 +92,7 @@ def mint_token(body: TokenRequest, me: Person, conn: Db) -> IssuedToken:
 def my_access_log(me: Driver, conn: Db, cursor: Annotated[str | None, Query()] = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AccessLog:
     assert me.driver_id is not None
-    rows = queries.access_log(conn, me.driver_id, decode_cursor(cursor, int), limit + 1)
+    rows = queries.access_log(conn, me.driver_id, decode_cursor(cursor, positive_id), limit + 1)
     entries = [AccessEntry(id=r[0], at=r[1], developer=r[2], developer_id=r[3], api_key_id=r[4],
                            licence_id=r[5], purpose=r[6], vehicle_id=r[7], signals=list(r[8]),
                            range_from=r[9], range_to=r[10], rows=r[11]) for r in rows[:limit]]
@@ -193,7 +204,7 @@ def my_statement(me: Driver, conn: Db) -> Statement:
     return Statement(account=account, entries=entries, balances=running)
 
 
-@router.get("/v1/me/payouts/{epoch}/proof", tags=["me"], responses=responses(400, 401, 403, 404),
+@router.get("/v1/me/payouts/{epoch}/proof", tags=["me"], responses=responses(400, 401, 403, 404, 503),
             summary="An RFC 9162 inclusion proof of your payout in the epoch's signed root "
                     "(check it with rewards/verifier.py)")
 def my_payout_proof(epoch: str, me: Driver, conn: Db, config: Settings) -> dict[str, Any]:
@@ -202,8 +213,8 @@ def my_payout_proof(epoch: str, me: Driver, conn: Db, config: Settings) -> dict[
         week = Week.parse(epoch)
     except RewardsError as exc:
         raise ApiProblem(400, str(exc), "invalid-request") from exc
+    key = network_key_or_503(config)
     try:
-        key = rewards_service.network_key(config.network_key_file)
         proofs = rewards_service.payout_proofs(conn, week, [me.driver_id], public_key_bytes(key))
     except RewardsError as exc:
         raise ApiProblem(404, str(exc), "not-found") from exc

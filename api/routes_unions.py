@@ -3,13 +3,13 @@ strikes. The operator of another union gets 404 for this one."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path
 
-from api.deps import Db, Person, Settings, now
+from api.deps import Db, Person, Settings, network_key_or_503, now
 from api.problems import ApiProblem, responses
 from api.schemas import GrantRequest, LicenceEntry, MemberEntry, StrikeChange, UnionDetail
 from registry.developers import find_developer
@@ -19,7 +19,7 @@ from rewards.bylaws import StrikeCall, bylaws_document
 from rewards.errors import RewardsError
 
 router = APIRouter()
-Slug = Annotated[str, Path(description="The union's name", min_length=1, max_length=40)]
+Slug = Annotated[str, Path(description="The union's name", pattern="^[a-z0-9][a-z0-9-]{1,39}$")]
 
 
 def _operated(conn: Any, me: Any, slug: str) -> rewards_store.Union:
@@ -62,7 +62,7 @@ def union_detail(slug: Slug, me: Person, conn: Db) -> UnionDetail:
 
 
 @router.post("/v1/unions/{slug}/licences", status_code=201, tags=["operators"],
-             responses=responses(400, 401, 403, 404, 409),
+             responses=responses(400, 401, 403, 404, 409, 503),
              summary="Grant a licence under the bylaws in force; answers its signed provenance receipt")
 def grant_licence(slug: Slug, body: GrantRequest, me: Person, conn: Db, config: Settings) -> dict[str, Any]:
     union = _operated(conn, me, slug)
@@ -73,8 +73,9 @@ def grant_licence(slug: Slug, body: GrantRequest, me: Person, conn: Db, config: 
     try:
         granted = rewards_service.grant(
             conn, union, developer, purpose=body.purpose, scope=tuple(body.scope),
-            starts=body.starts or at, days=body.days, price_minor=body.price_minor,
-            key=rewards_service.network_key(config.network_key_file), now=at)
+            starts=datetime.combine(body.starts, time(0), tzinfo=UTC) if body.starts else at,
+            days=body.days, price_minor=body.price_minor,
+            key=network_key_or_503(config), now=at)
     except RewardsError as exc:
         raise ApiProblem(409, str(exc), "refused") from exc
     return granted.receipt

@@ -116,7 +116,7 @@ class MembershipState(BaseModel):
 
 
 class MembershipChange(BaseModel):
-    union: str = Field(min_length=1, max_length=40, examples=["lakeside"])
+    union: str = Field(pattern="^[a-z0-9][a-z0-9-]{1,39}$", examples=["lakeside"])
 
 
 class PauseChange(BaseModel):
@@ -175,7 +175,7 @@ class GrantRequest(BaseModel):
                              description="Signal names or privilege classes (non-location, location)")
     days: int = Field(default=30, ge=1, le=3660)
     price_minor: int = Field(ge=0, le=10**9, description="Per covered vehicle per 30 days, in cents")
-    starts: datetime | None = Field(default=None, description="Default: now")
+    starts: date | None = Field(default=None, description="First day (UTC), today or later; default today")
 
 
 class StrikeChange(BaseModel):

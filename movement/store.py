@@ -141,9 +141,15 @@ def _store_proofs(conn: Conn, day: date, proofs: list[Proof]) -> None:
         )
 
 
+def lock_proofs(conn: Conn) -> None:
+    """Until the transaction ends, nobody else writes proofs or closes an epoch over them."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('motus-movement-proofs'))")
+
+
 def prove_day(conn: Conn, day: date, tol: Tolerances = DEFAULT_TOLERANCES) -> list[Proof]:
     """Prove every active vehicle's ``day`` in one transaction; return the proofs stored."""
     with conn.transaction():
+        lock_proofs(conn)
         measured = [
             measure(load_vehicle_day(conn, vehicle, day), _previous_odometer(conn, vehicle, day), tol)
             for vehicle in vehicles_active(conn, day)

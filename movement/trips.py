@@ -10,6 +10,7 @@ speed, else the GPS path.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,7 +51,8 @@ def _runs(speeds: Sequence[Sample], ignition_off: Sequence[datetime],
         if runs:
             start, end = runs[-1]
             gap = (ts - end).total_seconds()
-            switched_off = any(end < off <= ts for off in offs)
+            # an ignition-off in (end, ts]: binary search, a month of 1 Hz data stays linear
+            switched_off = bisect.bisect_right(offs, end) < bisect.bisect_right(offs, ts)
             if gap <= rules.max_gap_s and not switched_off:
                 runs[-1] = (start, ts)
                 continue
@@ -59,7 +61,9 @@ def _runs(speeds: Sequence[Sample], ignition_off: Sequence[datetime],
 
 
 def _within(items: Sequence[Sample], start: datetime, end: datetime) -> list[Sample]:
-    return [s for s in items if start <= s.ts <= end]
+    """The samples in [start, end] of a time-ordered list."""
+    first = bisect.bisect_left(items, start, key=lambda s: s.ts)
+    return list(items[first:bisect.bisect_right(items, end, key=lambda s: s.ts)])
 
 
 def _distance(start: datetime, end: datetime, speeds: Sequence[Sample], odometer: Sequence[Sample],
@@ -70,8 +74,7 @@ def _distance(start: datetime, end: datetime, speeds: Sequence[Sample], odometer
     integral = speed_integral_km(_within(speeds, start, end), DEFAULT_TOLERANCES)
     if integral is not None:
         return integral, "speed"
-    track = [f for f in fixes if start <= f.ts <= end]
-    return path_km(track, DEFAULT_TOLERANCES), "gps"
+    return path_km(fixes, DEFAULT_TOLERANCES), "gps"  # the trip's fixes
 
 
 def _nearest(fixes: Sequence[Fix], at: datetime) -> Fix | None:
@@ -83,12 +86,14 @@ def segment(speeds: Sequence[Sample], *, ignition: Sequence[Sample] = (), odomet
     """The trips in these readings, oldest first."""
     offs = [s.ts for s in ignition if s.value < 0.5]
     usable, _ = usable_fixes(fixes, DEFAULT_TOLERANCES)
+    speeds, odometer = sorted(speeds, key=lambda s: s.ts), sorted(odometer, key=lambda s: s.ts)
     trips = []
     for start, end in _runs(speeds, offs, rules):
         if (end - start).total_seconds() < rules.min_duration_s:
             continue
-        distance, source = _distance(start, end, speeds, odometer, usable)
-        window = [f for f in usable if start <= f.ts <= end]
+        window = usable[bisect.bisect_left(usable, start, key=lambda f: f.ts):
+                        bisect.bisect_right(usable, end, key=lambda f: f.ts)]
+        distance, source = _distance(start, end, speeds, odometer, window)
         trips.append(Trip(start, end, round(distance, 3), source, _nearest(window, start),
                           _nearest(window, end)))
     return trips

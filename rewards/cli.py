@@ -338,7 +338,7 @@ def driver_knob(
 
 def topup(
     organisation: str = typer.Argument(...),
-    amount: int = typer.Argument(..., min=1, help="Minor units (cents) paid in."),
+    amount: int = typer.Argument(..., min=1, max=10**15, help="Minor units (cents) paid in."),
     reference: str = typer.Option(..., help="The payment's id: recording it twice changes nothing."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -375,8 +375,8 @@ def licence_grant(
     purpose: Purpose = typer.Option(...),
     scope: str = typer.Option(..., help="Comma-separated signal names or privilege classes "
                                         "(non-location, location)."),
-    days: int = typer.Option(30, min=1, help="How long the licence runs."),
-    price: int = typer.Option(..., min=0, help="Minor units per covered vehicle per 30 days."),
+    days: int = typer.Option(30, min=1, max=3660, help="How long the licence runs."),
+    price: int = typer.Option(..., min=0, max=10**12, help="Minor units per covered vehicle per 30 days."),
     starts: str | None = typer.Option(None, help="First day (YYYY-MM-DD); default today."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -434,9 +434,18 @@ def licence_receipt(
 ) -> None:
     """Print a licence's signed provenance receipt, or check one."""
     settings = RewardsSettings()
-    public = public_key_bytes(service.network_key(settings.network_key_file))
+    try:
+        public = public_key_bytes(service.network_key(settings.network_key_file, create=False))
+    except RewardsError as exc:
+        raise _fail(str(exc)) from exc
     if verify is not None:
-        problems = verify_receipt(json.loads(verify.read_text(encoding="utf-8")), public)
+        try:
+            document = json.loads(verify.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot read a receipt from {verify}: {exc}") from exc
+        if not isinstance(document, dict):
+            raise _fail(f"{verify} holds no receipt (a JSON object)")
+        problems = verify_receipt(document, public)
         for problem in problems:
             typer.echo(f"invalid: {problem}")
         if problems:
@@ -589,7 +598,10 @@ def rewards_proof(
     """An inclusion proof of the driver's payout in the epoch's signed Merkle root; check it with
     `python -m rewards.verifier FILE --key <motus rewards key>`."""
     settings = RewardsSettings()
-    public = public_key_bytes(service.network_key(settings.network_key_file))
+    try:
+        public = public_key_bytes(service.network_key(settings.network_key_file, create=False))
+    except RewardsError as exc:
+        raise _fail(str(exc)) from exc
     with _database(settings) as conn:
         who = _driver(conn, driver)
         proofs = service.payout_proofs(conn, _week(epoch), [who], public)

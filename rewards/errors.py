@@ -24,7 +24,11 @@ class LicenceError(RewardsError):
 
 
 class EpochError(RewardsError):
-    """An epoch that cannot be closed (not over yet, or an earlier one still open)."""
+    """An epoch that cannot be closed (not over yet) or named (not an ISO week)."""
+
+
+class MissingNetworkKey(RewardsError):
+    """The network's signing key is not where the settings say."""
 
 
 class UnknownRecord(RewardsError):

@@ -8,6 +8,7 @@ Balances: the sum of an account's postings (a driver's positive balance is owed 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -152,12 +153,24 @@ class Anchor:
     head_hash: bytes
 
 
-def verify(entries: Iterable[Entry], anchors: Sequence[Anchor] = ()) -> list[str]:
+def _epoch_of(anchors: Sequence[Anchor], firsts: list[int], seq: int) -> Anchor | None:
+    """The closed epoch whose rows include ``seq``."""
+    i = bisect.bisect_right(firsts, seq) - 1
+    return anchors[i] if i >= 0 and anchors[i].first_seq <= seq <= anchors[i].last_seq else None
+
+
+def verify(entries: Iterable[Entry], anchors: Sequence[Anchor] | None = None) -> list[str]:
     """Every problem found, each naming the row: gaps, broken links, changed contents,
-    transactions that do not balance, and rows outside (or missing from) an epoch's record."""
+    transactions that do not balance and, given the closed epochs' records (``anchors``, all of
+    them), rows outside or missing from an epoch's record: only top-ups live outside epochs. One
+    pass, keeping per transaction only its sums."""
     problems: list[str] = []
+    check_epochs = anchors is not None
+    ordered = sorted(anchors or (), key=lambda a: a.first_seq)
+    firsts = [a.first_seq for a in ordered]
+    heads = {a.last_seq: a for a in ordered}
+    seen_heads: dict[int, bytes] = {}
     prev_seq, prev_hash = 0, GENESIS_HASH
-    by_seq: dict[int, Entry] = {}
     sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in entries:
         if e.seq > prev_seq + 1:
@@ -171,25 +184,28 @@ def verify(entries: Iterable[Entry], anchors: Sequence[Anchor] = ()) -> list[str
         if chain_hash(e.prev_hash, e.body()) != e.hash:
             problems.append(f"row {e.seq} changed: its contents do not match its hash "
                             f"({e.txn}, {e.account}, {e.amount} {e.asset})")
+        epoch = _epoch_of(ordered, firsts, e.seq)
+        if not check_epochs:
+            pass
+        elif e.kind == "top-up" and epoch is not None:
+            problems.append(f"row {e.seq} inserted: a top-up among epoch {epoch.epoch}'s rows")
+        elif e.kind != "top-up" and (epoch is None or not e.txn.startswith(epoch.epoch + "/")):
+            owner = e.txn.split("/", 1)[0]
+            problems.append(f"row(s) {e.seq} inserted: a row of epoch {owner} outside the rows it "
+                            f"closed with")
         sums[e.txn][e.asset] += e.amount
-        by_seq[e.seq] = e
+        if e.seq in heads:
+            seen_heads[e.seq] = e.hash
         prev_seq, prev_hash = max(prev_seq, e.seq), e.hash
     for txn, per_asset in sums.items():
         off = {asset: total for asset, total in sorted(per_asset.items()) if total}
         if off:
             problems.append(f"transaction {txn} does not balance: "
                             + ", ".join(f"{total:+d} {asset}" for asset, total in off.items()))
-    for anchor in anchors:
-        head = by_seq.get(anchor.last_seq)
-        if head is None or head.hash != anchor.head_hash:
+    for anchor in ordered:
+        if seen_heads.get(anchor.last_seq) != anchor.head_hash:
             problems.append(f"epoch {anchor.epoch}: its last row {anchor.last_seq} is not the one "
                             f"recorded when it closed")
-        strays = [e.seq for e in by_seq.values()
-                  if e.settles == anchor.epoch and e.txn.startswith(anchor.epoch + "/")
-                  and not anchor.first_seq <= e.seq <= anchor.last_seq]
-        if strays:
-            problems.append(f"epoch {anchor.epoch}: row(s) {', '.join(map(str, sorted(strays)))} "
-                            f"inserted after it closed")
     return problems
 
 

@@ -104,5 +104,6 @@ class LicenceTerms:
         return scope_privileges(self.scope)
 
     def running_at(self, at: datetime) -> bool:
-        return (self.starts <= at.date() < self.ends
+        """Within its days, granted already (never before it was granted), not revoked."""
+        return (self.starts <= at.date() < self.ends and self.granted_at <= at
                 and (self.revoked_at is None or at < self.revoked_at))

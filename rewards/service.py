@@ -4,6 +4,7 @@ outcome in the caller's transaction. Clocks and the network key are passed in.""
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from uuid import UUID, uuid4
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from movement.store import lock_proofs
 from protocol.agent_config import write_private
 from protocol.signing import private_key_from_pem, public_key_bytes
 from registry.developers import Developer
@@ -20,7 +22,7 @@ from rewards import store
 from rewards.bylaws import Purpose, bylaws_hash, licensable
 from rewards.coverage import covered_now, week_members
 from rewards.epoch import EpochInputs, NetworkTerms, Settlement, adjustment, payout_tree, settle
-from rewards.errors import EpochError, LicenceError
+from rewards.errors import EpochError, LicenceError, MissingNetworkKey
 from rewards.ledger import MONEY, PAYMENTS_IN, balances, developer_account, transaction
 from rewards.merkle import MerkleTree
 from rewards.receipt import receipt_document
@@ -31,15 +33,24 @@ from rewards.weeks import Week
 Conn = store.Conn
 
 
-def network_key(path: Path) -> Ed25519PrivateKey:
-    """The network's signing key, created (0600) the first time it is needed."""
-    if path.exists():
-        return private_key_from_pem(path.read_bytes())
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return key
+def network_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The network's signing key; with ``create``, made (0600) the first time it is needed. Made
+    aside and linked into place, so two first uses agree on one key and nobody reads half a file."""
+    if not path.exists():
+        if not create:
+            raise MissingNetworkKey(f"the network's signing key is not at {path}: `motus rewards key` "
+                                    "creates it (MOTUS_NETWORK_KEY_FILE says where it is)")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = path.with_name(f".{path.name}.{os.getpid()}.new")
+        write_private(fresh, Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        try:
+            os.link(fresh, path)  # fails if another process made the key first: theirs stands
+        except FileExistsError:
+            pass
+        finally:
+            fresh.unlink()
+    return private_key_from_pem(path.read_bytes())
 
 
 # -- money in ----------------------------------------------------------------------------------
@@ -50,6 +61,7 @@ def top_up(conn: Conn, developer: Developer, amount_minor: int, reference: str, 
     if amount_minor <= 0:
         raise LicenceError(f"a top-up is a positive amount, not {amount_minor}")
     txn_id = f"topup/{developer.id}/{reference}"
+    store.lock_ledger(conn)  # before the check: two recordings of one payment cannot both pass it
     if store.transaction_exists(conn, txn_id):
         return False
     store.append(conn, [transaction(txn_id, "top-up", "", f"paid in: {reference}",
@@ -89,6 +101,9 @@ def grant(conn: Conn, union: store.Union, developer: Developer, *, purpose: Purp
     The developer must have paid in at least one period for the vehicles covered today."""
     if days < 1:
         raise LicenceError("a licence runs at least one day")
+    if starts.date() < now.date():
+        raise LicenceError(f"a licence cannot start in the past ({starts.date()}): it covers from when it "
+                           "is granted")
     privileges = scope_privileges(scope)
     in_force = store.bylaws_in_force(conn, union.id, now.date())
     if in_force is None:
@@ -96,6 +111,8 @@ def grant(conn: Conn, union: store.Union, developer: Developer, *, purpose: Purp
     refused = licensable(in_force[1], purpose, set(privileges), price_minor)
     if refused:
         raise LicenceError(f"union {union.slug}'s bylaws refuse this licence: " + "; ".join(refused))
+    if starts.year > 9000 or days > 3660:
+        raise LicenceError("a licence runs at most 10 years and starts before the year 9000")
     terms = LicenceTerms(uuid4(), union.id, developer.id, purpose, tuple(sorted(set(scope))),
                          starts.date(), starts.date() + timedelta(days=days), price_minor, now)
     covered = covered_vehicles(conn, terms, max(now, starts))
@@ -142,6 +159,7 @@ def close_epoch(conn: Conn, week: Week, terms: NetworkTerms, key: Ed25519Private
     """Close ``week``: settle it, settle late data of the closed weeks before it, chain the
     transactions into the ledger, and sign the payout root. Closing it again writes nothing."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('motus-epoch-close'))")
+    lock_proofs(conn)  # proofs being written now are either all in, or written after closed_at
     existing = store.epoch_record(conn, week)
     if existing is not None:
         return Closed(existing, 0)
@@ -154,7 +172,8 @@ def close_epoch(conn: Conn, week: Week, terms: NetworkTerms, key: Ed25519Private
         closed = store.epoch_record(conn, earlier)
         if closed is None or not store.proofs_changed_since(conn, earlier, closed.closed_at):
             continue
-        due = balances(p for t in settle(epoch_inputs(conn, earlier, terms), terms).transactions
+        then = terms_of(closed, terms)  # settled again under the terms it closed with
+        due = balances(p for t in settle(epoch_inputs(conn, earlier, then), then).transactions
                        for p in t.postings)
         adjusted = adjustment(week, earlier, due, store.posted_for(conn, earlier))
         if adjusted:
@@ -162,11 +181,11 @@ def close_epoch(conn: Conn, week: Week, terms: NetworkTerms, key: Ed25519Private
     leaves, tree = payout_tree(week, txns)
     written = store.append(conn, txns, week.end.isoformat())
     record = store.EpochRecord(
-        week=str(week), closed_at=now,
+        week=str(week), closed_at=store.database_clock(conn),
         first_seq=written[0].seq if written else None, last_seq=written[-1].seq if written else None,
         head_hash=written[-1].hash if written else None, payout_root=tree.root,
         root_signature=key.sign(signed_root_message(str(week), tree.root)),
-        summary=summary(settlement, len(leaves), len(txns) - len(settlement.transactions)))
+        summary=summary(settlement, len(leaves), len(txns) - len(settlement.transactions), terms))
     store.record_epoch(conn, record, leaves,
                        [(line.licence_id, line.vehicles, line.vehicle_days, line.charge,
                          line.network_fee, line.operator_fee, line.members_share)
@@ -174,9 +193,21 @@ def close_epoch(conn: Conn, week: Week, terms: NetworkTerms, key: Ed25519Private
     return Closed(record, len(written))
 
 
-def summary(settlement: Settlement, drivers: int, adjustments: int) -> dict[str, Any]:
+def terms_of(record: store.EpochRecord, current: NetworkTerms) -> NetworkTerms:
+    """The network terms an epoch was closed under (recorded in its summary)."""
+    saved = record.summary.get("terms")
+    if not isinstance(saved, dict):
+        return current
+    return NetworkTerms(network_fee_bps=int(saved["network_fee_bps"]),
+                        weekly_pool=int(saved["weekly_pool"]), pool_decay_bps=int(saved["pool_decay_bps"]),
+                        genesis=Week.parse(str(saved["genesis"])))
+
+
+def summary(settlement: Settlement, drivers: int, adjustments: int, terms: NetworkTerms) -> dict[str, Any]:
     lines = settlement.licences
     return {
+        "terms": {"network_fee_bps": terms.network_fee_bps, "weekly_pool": terms.weekly_pool,
+                  "pool_decay_bps": terms.pool_decay_bps, "genesis": str(terms.genesis)},
         "pool": settlement.pool, "proven_vehicles": len(settlement.points),
         "points": sum(settlement.points.values()),
         "licences_charged": len(lines), "vehicle_days": sum(x.vehicle_days for x in lines),

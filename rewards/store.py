@@ -4,6 +4,7 @@ caller owns the transaction. Rows in, value objects out; the rules live in the p
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,13 @@ class Union:
     created_at: datetime
 
 
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+
+
 def create_union(conn: Conn, slug: str, operator_email: str, bylaws: Bylaws, now: datetime) -> Union:
+    if not SLUG.fullmatch(slug):
+        raise MembershipError(f"{slug!r} cannot name a union: 2 to 40 lower-case letters, digits and "
+                              "dashes, starting with a letter or digit")
     row = conn.execute(
         "INSERT INTO unions (slug, operator_email, created_at) VALUES (%s, %s, %s)"
         " ON CONFLICT (slug) DO NOTHING RETURNING id", (slug, operator_email, now)).fetchone()
@@ -55,6 +62,7 @@ def _insert_bylaws(conn: Conn, union_id: UUID, version: int, effective_from: dat
 
 def adopt_bylaws(conn: Conn, union_id: UUID, bylaws: Bylaws, now: datetime) -> tuple[int, date]:
     """A new version, in force from the next epoch (next Monday); returns (version, from)."""
+    conn.execute("SELECT 1 FROM unions WHERE id = %s FOR UPDATE", (union_id,))  # one adoption at a time
     row = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM union_bylaws WHERE union_id = %s",
                        (union_id,)).fetchone()
     version = int(row[0]) if row else 1
@@ -346,6 +354,13 @@ def proven_weeks(conn: Conn, genesis: Week, week: Week) -> dict[UUID, tuple[UUID
     return {r[0]: (r[1], frozenset(r[2])) for r in rows}
 
 
+def database_clock(conn: Conn) -> datetime:
+    """The database's clock now (what proofs are stamped with), not the transaction's start."""
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return cast(datetime, row[0])
+
+
 def proofs_changed_since(conn: Conn, week: Week, since: datetime) -> bool:
     """Whether a proof of a day of ``week`` was (re)computed after ``since``: the only input of
     a closed epoch that can change later (every other input takes effect when it is recorded)."""
@@ -359,11 +374,16 @@ def proofs_changed_since(conn: Conn, week: Week, since: datetime) -> bool:
 _ENTRY_COLUMNS = "seq, txn, kind, settles, memo, asset, account, amount, at, prev_hash, hash"
 
 
+def lock_ledger(conn: Conn) -> None:
+    """One writer at a time, until the caller's transaction ends (readers are not blocked)."""
+    conn.execute("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
+
+
 def append(conn: Conn, transactions: Sequence[Transaction], at: str) -> list[Entry]:
     """Chain the transactions after the ledger's last row and write them (one writer at a time)."""
     if not transactions:
         return []
-    conn.execute("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
+    lock_ledger(conn)
     head = conn.execute("SELECT seq, hash FROM ledger_entries ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (int(head[0]), bytes(head[1])) if head else (0, GENESIS_HASH)
     entries = chain(transactions, at, seq + 1, prev)

@@ -22,6 +22,8 @@ class Week:
         if not match:
             raise EpochError(f"{text!r} is not an ISO week like 2026-W47")
         week = cls(int(match[1]), int(match[2]))
+        if not 2000 <= week.year <= 9000:
+            raise EpochError(f"{text!r}: epochs are weeks of the years 2000 to 9000")
         try:
             date.fromisocalendar(week.year, week.number, 1)
         except ValueError:

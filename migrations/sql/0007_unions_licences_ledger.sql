@@ -72,6 +72,8 @@ CREATE TABLE strikes (
     ended_at      timestamptz CHECK (ended_at IS NULL OR ended_at >= started_at)
 );
 CREATE INDEX strikes_union ON strikes (union_id);
+CREATE UNIQUE INDEX strikes_one_running ON strikes
+    (union_id, coalesce(developer_id, '00000000-0000-0000-0000-000000000000'::uuid)) WHERE ended_at IS NULL;
 
 CREATE TABLE licences (
     id            uuid PRIMARY KEY,
@@ -123,6 +125,8 @@ CREATE TABLE ledger_entries (
     hash       bytea NOT NULL CHECK (octet_length(hash) = 32)
 );
 CREATE INDEX ledger_entries_account ON ledger_entries (account, asset);
+-- A transaction posts to an account once per asset: a transaction recorded twice is refused.
+CREATE UNIQUE INDEX ledger_entries_txn_posting ON ledger_entries (txn, asset, account);
 CREATE INDEX ledger_entries_settles ON ledger_entries (settles);
 
 CREATE FUNCTION motus_ledger_append_only() RETURNS trigger
@@ -136,6 +140,10 @@ CREATE TRIGGER ledger_entries_no_update_or_delete BEFORE UPDATE OR DELETE ON led
     FOR EACH ROW EXECUTE FUNCTION motus_ledger_append_only();
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
     FOR EACH STATEMENT EXECUTE FUNCTION motus_ledger_append_only();
+
+-- Late proofs are found by when they were written: the clock at the insert, not the start of
+-- the proving transaction (which may have begun before an epoch closed).
+ALTER TABLE movement_proofs ALTER COLUMN proved_at SET DEFAULT clock_timestamp();
 
 -- A closed epoch: its rows of the ledger, the chain's head after them and the signed payout root.
 CREATE TABLE epochs (

@@ -86,7 +86,7 @@ def world(module_database_url):
 
         def grant(dev, union, starts, days, scope=("non-location",)):
             return service.grant(conn, union, devs[dev], purpose=Purpose.RESEARCH, scope=scope,
-                                 starts=starts, days=days, price_minor=300, key=key, now=before)
+                                 starts=starts, days=days, price_minor=300, key=key, now=min(starts, before))
 
         licence = grant("dev1", lakeside, before, 30).terms.id
         grant("dev3", hillside, before, 30)

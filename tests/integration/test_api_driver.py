@@ -51,6 +51,7 @@ def side(database_url, tmp_path):
                   "operator": create_personal_token(conn, "op@lakeside.example", "t", now)[1],
                   "developer": create_developer_key(conn, developer.id, "t", now)[1]}
     settings = ApiSettings(database_url=database_url, network_key_file=tmp_path / "network.key")
+    service.network_key(settings.network_key_file)  # as `motus rewards key` makes it
     with TestClient(create_app(settings)) as client:
         def call(who: str, method: str, path: str, **kwargs):
             return client.request(method, path, headers={"Authorization": f"Bearer {tokens[who]}"}, **kwargs)
@@ -137,3 +138,50 @@ def test_a_driver_reads_their_earnings_and_checks_their_payout(side):
     assert verify_payout_proof(proof.json(), public) == []
     assert call("owner", "GET", "/v1/me/payouts/2026-W99/proof").status_code == 400
     assert call("owner", "GET", "/v1/me/payouts/2020-W01/proof").status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/v1/unions/a%00b", None),
+    ("POST", "/v1/me/tokens", {"label": "nul\u0000inside"}),
+    ("GET", "/v1/me/access-log?cursor=OTk5OTk5OTk5OTk5OTk5OTk5OTk", None),  # 10**20: beyond bigint
+    ("PUT", "/v1/me/vehicles/{vehicle}/membership", {"union": "a\u0000"}),
+])
+def test_values_the_database_cannot_hold_are_a_400(side, method, path, body):
+    call, vehicle, _, _ = side
+    response = call("owner", method, path.format(vehicle=vehicle), json=body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_naive_cursor_is_a_400_not_a_500(side):
+    import base64
+
+    call, vehicle, _, _ = side
+    naive = base64.urlsafe_b64encode(b"2026-01-01T00:00:00").decode().rstrip("=")
+    now = datetime.now(UTC)
+    response = call("owner", "GET", f"/v1/vehicles/{vehicle}/trips",
+                    params={"from": (now - timedelta(hours=1)).isoformat(), "to": now.isoformat(),
+                            "cursor": naive})
+    assert response.status_code == 400 and "cursor" in response.json()["detail"]
+
+
+def test_a_licence_cannot_start_in_the_past(side):
+    call, vehicle, _, _ = side
+    call("owner", "PUT", f"/v1/me/vehicles/{vehicle}/membership", json={"union": "lakeside"})
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    response = call("operator", "POST", "/v1/unions/lakeside/licences",
+                    json={"developer": "Road Research", "purpose": "research", "scope": ["speed"],
+                          "price_minor": 300, "starts": yesterday})
+    assert response.status_code == 409 and "past" in response.json()["detail"]
+
+
+def test_the_api_never_makes_the_network_key(database_url, tmp_path):
+    key_file = tmp_path / "absent" / "network.key"
+    with psycopg.connect(database_url) as conn:
+        add_vehicle_owner = create_personal_token(conn, "solo@example.com", "t", datetime.now(UTC))[1]
+        conn.execute("INSERT INTO drivers (email) VALUES ('solo@example.com')")
+    with TestClient(create_app(ApiSettings(database_url=database_url, network_key_file=key_file))) as client:
+        response = client.get("/v1/me/payouts/2026-W40/proof",
+                              headers={"Authorization": f"Bearer {add_vehicle_owner}"})
+    assert response.status_code == 503 and "motus rewards key" in response.json()["detail"]
+    assert not key_file.exists()

@@ -49,6 +49,7 @@ def api_schema(local_stack: StackInfo, module_database_url: str,
     directory = tmp_path_factory.mktemp("schema-api")
     settings_env = {"database_url": module_database_url,
                     "network_key_file": str(directory / "network.key")}
+    service.network_key(directory / "network.key")  # as `motus rewards key` makes it
     with start_api(local_stack, directory / "api.log", settings=settings_env) as api:
         base = f"http://127.0.0.1:{api.ports['http']}"
         yield schemathesis.openapi.from_url(f"{base}/openapi.json")

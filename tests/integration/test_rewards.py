@@ -205,7 +205,7 @@ def test_ledger_verify_names_an_inserted_row(closed_network):
                    (forged.seq, forged.txn, forged.kind, forged.settles, forged.memo, forged.asset,
                     forged.account, forged.amount, forged.at, forged.prev_hash, forged.hash))
     problems = verify_ledger(store.entries(n.conn), [closed.record.anchor()])
-    assert any(f"row(s) {last + 1} inserted" in p for p in problems), problems
+    assert f"row(s) {last + 1} inserted: a row of epoch {WEEK} outside the rows it closed with" in problems
     assert any(p.startswith(f"transaction {WEEK}/issuance does not balance") for p in problems), problems
 
 
@@ -342,3 +342,16 @@ def test_the_standalone_verifier_accepts_a_proof_file(closed_network, tmp_path):
     ok = subprocess.run([sys.executable, "-m", "rewards.verifier", str(path), "--key", public.hex()],
                         capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert ok.returncode == 0 and ok.stdout.startswith("valid:"), ok.stdout + ok.stderr
+
+
+def test_a_payment_recorded_twice_is_credited_once(network):
+    n = network
+    assert service.top_up(n.conn, n.developer, 500, "pay-2", BEFORE) is True
+    assert service.top_up(n.conn, n.developer, 500, "pay-2", BEFORE) is False
+    assert money_of(n.conn, developer_account(n.developer.id)) == 100_500
+    from rewards.ledger import PAYMENTS_IN, transaction
+
+    again = transaction(f"topup/{n.developer.id}/pay-2", "top-up", "", "again",
+                        {(MONEY, developer_account(n.developer.id)): 500, (MONEY, PAYMENTS_IN): -500})
+    with pytest.raises(psycopg.errors.UniqueViolation):  # the database refuses it too
+        store.append(n.conn, [again], BEFORE.isoformat())

@@ -842,7 +842,7 @@ def test_an_appended_forged_row_is_named_by_its_transaction_and_the_epochs_recor
     row = forged(ROWS + 1, entries[-1])
     assert verify([*entries, row]) == [f"transaction {EPOCH}/forged does not balance: +500 MOTUS"]
     problems = verify([*entries, row], [anchor])
-    assert f"epoch {EPOCH}: row(s) {ROWS + 1} inserted after it closed" in problems
+    assert f"row(s) {ROWS + 1} inserted: a row of epoch {EPOCH} outside the rows it closed with" in problems
     assert f"transaction {EPOCH}/forged does not balance: +500 MOTUS" in problems
 
 
@@ -877,7 +877,8 @@ def test_an_anchor_whose_head_is_not_the_last_row_is_named():
     assert verify(entries, [beyond]) == [
         f"epoch {EPOCH}: its last row {ROWS + 1} is not the one recorded when it closed"]
     short = Anchor(EPOCH, 1, ROWS - 1, entries[-2].hash)  # the last row lies outside the record
-    assert verify(entries, [short]) == [f"epoch {EPOCH}: row(s) {ROWS} inserted after it closed"]
+    assert verify(entries, [short]) == [
+        f"row(s) {ROWS} inserted: a row of epoch {EPOCH} outside the rows it closed with"]
 
 
 def test_an_unbalanced_transaction_cannot_be_built():
@@ -939,3 +940,19 @@ def test_chained_entries_hash_what_entry_body_encodes(parts):
         assert e.body() == entry_body(e.seq, e.txn, e.kind, e.settles, e.memo, e.asset, e.account,
                                       e.amount, e.at)
         assert hashlib.sha256(e.prev_hash + e.body()).digest() == e.hash
+
+
+def test_a_balanced_forgery_appended_after_the_last_epoch_is_named():
+    entries, anchor = ledger()
+    last = entries[-1]
+    forged = chain([transaction("2026-W11/members/x", "members-share", "2026-W11", "forged",
+                                {(MONEY, "driver:me"): 10**6, (MONEY, "network:fees"): -10**6})],
+                   last.at, last.seq + 1, last.hash)
+    assert verify([*entries, *forged]) == []  # the chain alone cannot tell
+    problems = verify([*entries, *forged], [anchor])
+    assert f"row(s) {last.seq + 1} inserted: a row of epoch 2026-W11 outside the rows it closed with" \
+        in problems
+    topup = chain([transaction("topup/d/p", "top-up", "", "paid", {(MONEY, "developer:d"): 5,
+                                                                    (MONEY, "external:payments-in"): -5})],
+                  last.at, last.seq + 1, last.hash)
+    assert verify([*entries, *topup], [anchor]) == []  # money paid in lives outside epochs
