@@ -578,9 +578,11 @@ def test_each_licence_line_charges_the_covered_days_and_gives_members_at_least_t
     for line in s.licences:
         licence, law = by_id[line.licence_id], fleet.bylaws[line.union_id]
         assert law is not None
-        judged = {m.vehicle_id: n for m in fleet.memberships
-                  if (n := sum(refusal(licence, m, fleet.knobs, law, fleet.strikes, t) is None
-                               for t in DAY_STARTS))}
+        judged: dict[UUID, int] = {}
+        for m in fleet.memberships:  # a vehicle's stretches of membership add up
+            n = sum(refusal(licence, m, fleet.knobs, law, fleet.strikes, t) is None for t in DAY_STARTS)
+            if n:
+                judged[m.vehicle_id] = judged.get(m.vehicle_id, 0) + n
         assert (line.vehicles, line.vehicle_days) == (len(judged), sum(judged.values()))
         assert line.charge == licence.price_minor * line.vehicle_days // 30
         assert line.charge == line.network_fee + line.operator_fee + line.members_share
