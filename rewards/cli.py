@@ -74,6 +74,9 @@ def _database(settings: RewardsSettings) -> Iterator[psycopg.Connection[tuple[An
             yield conn
     except (ConnectionsError, RewardsError, RegistryError) as exc:
         raise _fail(str(exc)) from exc
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:  # a value or a race the database refused
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(f"the database refused it: {first}; nothing was changed") from exc
 
 
 def _emit(as_json: bool, document: Any, table: Callable[[], Any]) -> None:

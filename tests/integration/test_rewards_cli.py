@@ -127,3 +127,16 @@ def test_commands_that_change_something_answer_in_json_too(cli, tmp_path):
     assert revoked["licence"] == receipt["licence"]["id"]
     assert json.loads(cli("licence", "show", revoked["licence"], "--json"))["covered_now"] == []
     assert json.loads(cli("union", "leave", "--vin", VINS["ana"], "--json"))["left"] is True
+
+
+def test_mistakes_get_an_error_line_not_a_traceback(cli, tmp_path):
+    bylaws = str(ROOT / "docs/examples/bylaws.toml")
+    bad_slug = cli("union", "create", "Lake Side", "--operator", "op@x.example", "--bylaws", bylaws, code=1)
+    assert bad_slug.startswith("error: ") and "cannot name a union" in bad_slug
+    assert "9999-W01" in cli("epoch", "close", "--week", "9999-W01", code=2)
+    cli("rewards", "key")
+    missing = cli("licence", "receipt", "--verify", str(tmp_path / "nope.json"), code=1)
+    assert missing.startswith("error: cannot read a receipt")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert "holds no receipt" in cli("licence", "receipt", "--verify", str(tmp_path / "list.json"), code=1)
+    assert "Traceback" not in bad_slug + missing
