@@ -6,7 +6,10 @@ import dataclasses
 import json
 import logging
 import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -28,6 +31,29 @@ def _load(config: Path):  # type: ignore[no-untyped-def]
         raise typer.Exit(2) from exc
 
 
+def stop_handler(stop: threading.Event) -> Callable[[int, Any], None]:
+    """A SIGTERM/SIGINT handler that asks ``stop`` once. Python runs handlers on the main thread
+    between bytecodes, which may be inside ``stop.set()`` itself, holding the event's lock (not
+    reentrant): a second signal then calling ``set()`` again would wait on that lock forever, as
+    two quick SIGTERMs (``timeout``, a double Ctrl-C) did. Later signals therefore do nothing."""
+    asked = False
+
+    def handler(_signum: int, _frame: Any) -> None:
+        nonlocal asked
+        if asked:
+            return
+        asked = True
+        stop.set()
+
+    return handler
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    handler = stop_handler(stop)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 @app.command()
 def run(config: Path = CONFIG) -> None:
     """Read the configured sources, spool every reading, publish to the broker. Stops on
@@ -41,8 +67,7 @@ def run(config: Path = CONFIG) -> None:
     except AgentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: runtime.stop.set())
+    stop_on_signals(runtime.stop)
     runtime.run()
     c = runtime.pump.counters
     typer.echo(f"polled {c.spooled_readings} readings into {c.spooled_events} events; "

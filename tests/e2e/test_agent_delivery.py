@@ -3,6 +3,7 @@ and a broker that is down for a minute. The agent runs as its own process (`motu
 with its phone bridge as the source, so the test knows exactly which readings the agent
 acknowledged (it answers only once a reading is on disk)."""
 
+import signal
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -134,3 +135,15 @@ def test_broker_out_of_reach_for_a_minute_then_everything_arrives(
         agent.stop()
         relay.down()
     assert "reconnect" in agent.log_text() or "connection attempt" in agent.log_text()
+
+
+def test_signals_in_quick_succession_stop_the_agent_cleanly(local_stack, database_url, tmp_path: Path):
+    """As `timeout` or a double Ctrl-C sends them: the agent stops, saying what it did, every time."""
+    device = provision_agent(local_stack, database_url, tmp_path, "signals@test.example")
+    device.write_config(broker_reachable=False)
+    for burst in (2, 3, 5):
+        agent = AgentProcess(device)
+        for _ in range(burst):
+            agent.service.process.send_signal(signal.SIGTERM)
+        assert agent.service.process.wait(timeout=30) == 0, agent.log_text()
+        assert "polled" in agent.log_text()  # the summary it prints after a clean stop

@@ -398,11 +398,11 @@ def test_covered_days_counts_the_day_starts_the_one_instant_judge_accepts(world)
     w = world
     members = week_members(WEEK.first_day, w.memberships, w.knobs)
     got = covered_days(WEEK.first_day, w.licence, members, w.bylaws, w.strikes)
-    expected = {}
-    for m in w.memberships:
+    expected: dict[UUID, int] = {}
+    for m in w.memberships:  # a vehicle's stretches of membership add up
         days = sum(refusal(w.licence, m, w.knobs, w.bylaws, w.strikes, t) is None for t in DAY_STARTS)
         if days:
-            expected[m.vehicle_id] = days
+            expected[m.vehicle_id] = expected.get(m.vehicle_id, 0) + days
     assert got == expected
     for t in DAY_STARTS:  # and each day start's list is what covered_days counted
         now = covered_now(w.licence, w.memberships, w.knobs, w.bylaws, w.strikes, t)
