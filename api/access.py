@@ -14,7 +14,7 @@ from uuid import UUID
 from api import queries
 from api.auth import Caller
 from api.problems import ApiProblem
-from protocol.catalog import Privilege, load_catalog
+from protocol.catalog import load_catalog
 from rewards import store as rewards_store
 from rewards.coverage import refusal
 from rewards.records import LicenceTerms, scope_signals
@@ -29,9 +29,6 @@ class Grant:
     vehicle_id: UUID
     licence: LicenceTerms | None
     signals: frozenset[str]  # the signal names it may return
-
-    def allows_all(self, names: Iterable[str]) -> bool:
-        return all(n in self.signals for n in names)
 
 
 def not_found(vehicle_id: UUID) -> ApiProblem:
@@ -56,10 +53,6 @@ def covering_licences(conn: Any, developer_id: UUID, vehicle_id: UUID, at: datet
                    if refusal(lic, member, knobs, bylaws, strikes, at) is None), key=lambda lic: lic.id)
 
 
-def licensed_signals(licence: LicenceTerms) -> frozenset[str]:
-    return scope_signals(licence.scope)
-
-
 def all_signals() -> frozenset[str]:
     return frozenset(spec.name for spec in load_catalog())
 
@@ -77,7 +70,7 @@ def grant_for(conn: Any, caller: Caller, vehicle_id: UUID, names: Iterable[str],
     licences = covering_licences(conn, caller.developer_id, vehicle_id, at)
     if not licences:
         raise not_found(vehicle_id)
-    scopes = [(lic, licensed_signals(lic)) for lic in licences]
+    scopes = [(lic, scope_signals(lic.scope)) for lic in licences]
     if wanted:
         for lic, signals in scopes:
             if all(n in signals for n in wanted):
@@ -88,8 +81,3 @@ def grant_for(conn: Any, caller: Caller, vehicle_id: UUID, names: Iterable[str],
                          "signals-not-licensed")
     lic, signals = max(scopes, key=lambda item: (len(item[1]), str(item[0].id)))
     return Grant(vehicle_id, lic, signals)
-
-
-def is_location(name: str) -> bool:
-    spec = load_catalog().get(name)
-    return spec is not None and spec.privilege is Privilege.LOCATION

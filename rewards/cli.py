@@ -217,7 +217,7 @@ def union_show(slug: str = typer.Argument(...), as_json: bool = JSON_OPTION) -> 
                                        ("members", members), ("requests waiting", len(pending))]
         if in_force:
             b = in_force[1]
-            rows += [("bylaws", f"version {in_force[0]}: {b.name}"), ("purpose", b.purpose),
+            rows += [("bylaws", f"version {in_force[0]}: {b.name}"), ("purpose", " ".join(b.purpose.split())),
                      ("members' share", f"at least {b.member_share_bps / 100:g}%"),
                      ("operator fee", f"{b.operator_fee_bps / 100:g}%"),
                      ("privileges", ", ".join(p.value for p in b.privileges)),
@@ -522,7 +522,7 @@ def epoch_show(week: str = typer.Option(...), as_json: bool = JSON_OPTION) -> No
 
     def render() -> Any:
         console.print(_epoch_table(record, None))
-        return table
+        return table if lines else "no licence was charged in this epoch"
 
     _emit(as_json, {**_epoch_document(record), "licences": [
         {"licence": str(x[0]), "union": x[1], "developer": x[2], "purpose": x[3], "vehicles": x[4],

@@ -45,13 +45,6 @@ def split_by_weights(total: int, weights: Mapping[K, int]) -> dict[K, int]:
     return shares
 
 
-def split_bps(total: int, parts_bps: Mapping[K, int]) -> dict[K, int]:
-    """``total`` split by basis points that add up to exactly 10,000."""
-    if sum(parts_bps.values()) != BPS:
-        raise ValueError(f"basis points must add up to {BPS}, not {sum(parts_bps.values())}")
-    return split_by_weights(total, parts_bps)
-
-
 def format_minor(amount: int, exponent: int = 2) -> str:
     """``1234`` -> ``"12.34"``: an amount in minor units as a decimal string, exactly."""
     sign = "-" if amount < 0 else ""

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from movement.store import lock_proofs
 from protocol.agent_config import write_private
-from protocol.signing import private_key_from_pem, public_key_bytes
+from protocol.signing import private_key_from_pem
 from registry.developers import Developer
 from rewards import store
 from rewards.bylaws import Purpose, bylaws_hash, licensable
@@ -243,7 +243,3 @@ def payout_proofs(conn: Conn, week: Week, drivers: list[UUID],
             "network_public_key": public_key.hex(),
         }
     return out
-
-
-def public_key_hex(key: Ed25519PrivateKey) -> str:
-    return public_key_bytes(key).hex()
