@@ -27,6 +27,7 @@ from rewards.ledger import verify as verify_ledger
 from rewards.receipt import verify_receipt
 from rewards.verifier import verify_payout_proof
 from rewards.weeks import Week
+from tests.fixtures.stack import clone_database
 
 pytestmark = pytest.mark.integration
 
@@ -128,8 +129,7 @@ def test_closing_twice_writes_nothing_and_another_database_gives_identical_entri
         n.prove("ben", 1, 2)
         dbname = conn.info.dbname
     twin = f"twin_{dbname}"
-    with psycopg.connect(local_stack.database_url_for("postgres"), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {twin} TEMPLATE {dbname}")
+    clone_database(local_stack, dbname, twin)
     try:
         with psycopg.connect(database_url) as conn:
             first = service.close_epoch(conn, WEEK, TERMS, n.key, AFTER)
