@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.topics import ALL_TELEMETRY, Channel, device_topic
+from protocol.topics import ALL_RECEIPTS, ALL_TELEMETRY, Channel, device_topic
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
@@ -75,8 +75,16 @@ def _admin_acls() -> list[dict[str, Any]]:
 
 def _ingest_acls() -> list[dict[str, Any]]:
     # Mosquitto checks a shared subscription against its whole filter, $share prefix included.
+    # Receipts go to each device's own topic once its events committed (protocol.receipts).
     return [_acl("subscribePattern", f"$share/+/{ALL_TELEMETRY}"),
-            _acl("unsubscribePattern", f"$share/+/{ALL_TELEMETRY}")]
+            _acl("unsubscribePattern", f"$share/+/{ALL_TELEMETRY}"),
+            _acl("publishClientSend", ALL_RECEIPTS)]
+
+
+def ingest_acl_commands() -> list[Command]:
+    """Bring an existing broker's ingest role up to ``_ingest_acls`` (a broker set up before
+    receipts existed); adding an ACL the role already has is refused and tolerated."""
+    return [{"command": "addRoleACL", "rolename": INGEST_ROLE, **acl} for acl in _ingest_acls()]
 
 
 def initial_config(admin: Credential, ingest: Credential) -> dict[str, Any]:
@@ -106,10 +114,13 @@ def device_role(device_id: str) -> str:
 
 
 def device_acls(device_id: str) -> list[dict[str, Any]]:
-    """Publish telemetry and status under its own id; subscribe to its own commands only."""
+    """Publish telemetry and status under its own id; subscribe to its own receipts and commands
+    only."""
     return [
         _acl("publishClientSend", device_topic(device_id, Channel.TELEMETRY)),
         _acl("publishClientSend", device_topic(device_id, Channel.STATUS)),
+        _acl("subscribeLiteral", device_topic(device_id, Channel.RECEIPTS)),
+        _acl("unsubscribeLiteral", device_topic(device_id, Channel.RECEIPTS)),
         _acl("subscribeLiteral", device_topic(device_id, Channel.COMMANDS)),
         _acl("unsubscribeLiteral", device_topic(device_id, Channel.COMMANDS)),
     ]
@@ -141,4 +152,5 @@ def revoke_device(device_id: str) -> list[Command]:
 TOLERATED_ERRORS = {
     "deleteClient": ("not found",),
     "deleteRole": ("not found",),
+    "addRoleACL": ("already exists",),
 }

@@ -72,7 +72,8 @@ def run(config: Path = CONFIG) -> None:
     c = runtime.pump.counters
     typer.echo(f"polled {c.spooled_readings} readings into {c.spooled_events} events; "
                f"published {c.published_events} events, acknowledged {c.acked_events}, "
-               f"refused {c.refused_events}")
+               f"refused {c.refused_events}; receipts settled {c.settled_events} "
+               f"({c.refused_by_network} refused by the network), sent again {c.resent_events}")
 
 
 @app.command()

@@ -41,10 +41,18 @@ class SpoolSection(Section):
 class PublishSection(Section):
     #: Readings gathered during this interval travel in one event.
     event_interval_s: float = Field(default=1.0, ge=0.05, le=60)
-    #: Most unacknowledged messages at a time.
+    #: Most events at a time that no receipt settled yet (with the broker, or acknowledged by
+    #: it and waiting for their receipt).
     window: int = Field(default=500, ge=1, le=10_000)
     backoff_initial_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
+    #: Keep events until the network's receipt settles them (docs/protocol.md, "Receipts");
+    #: false: forget them once the broker acknowledged them (a network without receipts).
+    receipts: bool = True
+    #: How long an acknowledged event waits for its receipt before it is sent again; doubled
+    #: after each round without a receipt, up to receipt_wait_max_s.
+    receipt_wait_s: float = Field(default=10.0, gt=0)
+    receipt_wait_max_s: float = Field(default=60.0, gt=0)
 
 
 class Elm327Section(Section):

@@ -1,5 +1,6 @@
 """The device's MQTT v5 connection: QoS 1 publishes, TLS and the device's own credentials, a
-retained status with a Last Will (MQTT 5 section 3.1.2.5), reconnects with jittered backoff.
+retained status with a Last Will (MQTT 5 section 3.1.2.5), the network's receipts (subscribed
+again on every connection), reconnects with jittered backoff.
 
 Driven from one thread by ``service()``; paho keeps unacknowledged publishes across reconnects
 and resends them with the DUP flag (MQTT 5 section 4.4), so a message handed to the link is
@@ -21,6 +22,7 @@ import paho.mqtt.client as mqtt
 from connections.mqtt import make_client
 from device_agent.backoff import Backoff
 from protocol.endpoint import MqttEndpoint
+from protocol.receipts import BootReceipt, ReceiptError, parse_receipt
 from protocol.topics import Channel, device_topic
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class BrokerLink:
         backoff: Backoff,
         status: Callable[[], dict[str, Any]] = dict,
         clock: Callable[[], float] = time.monotonic,
+        receipts: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.device_id = device_id
@@ -52,6 +55,13 @@ class BrokerLink:
         self._status = status
         self._clock = clock
         self.status_topic = device_topic(device_id, Channel.STATUS)
+        self.receipts_topic = device_topic(device_id, Channel.RECEIPTS)
+        #: Whether to ask for receipts; False from the first refused subscription on (a broker
+        #: set up before receipts): the pump then forgets events on PUBACK, as before them.
+        self.receipts = receipts
+        self._receipts: list[BootReceipt] = []
+        self._receipts_mid: int | None = None
+        self._receipts_granted = False
         self._client = make_client(endpoint, device_id)
         self._client.will_set(self.status_topic, status_payload(False), qos=1, retain=True)
         self._client.max_queued_messages_set(0)
@@ -59,6 +69,8 @@ class BrokerLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
         self._acks: list[Ack] = []
         self._acks_lock = threading.Lock()
         self._socket_open = False
@@ -73,6 +85,9 @@ class BrokerLink:
             return
         self.connected = True
         self._backoff.reset()
+        self._receipts_granted = False
+        if self.receipts:
+            _rc, self._receipts_mid = self._client.subscribe(self.receipts_topic, qos=1)
         self.publish_status()
         log.info("connected to %s", self.endpoint.describe())
 
@@ -81,6 +96,12 @@ class BrokerLink:
         if self.connected:
             payload = status_payload(True, **self._status())
             self._client.publish(self.status_topic, payload, qos=1, retain=True)
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and subscribed to the receipts when asking for them: events published
+        before the subscription holds would have their receipts go nowhere."""
+        return self.connected and (self._receipts_granted or not self.receipts)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._closing:
@@ -95,6 +116,26 @@ class BrokerLink:
         refused = str(reason) if getattr(reason, "is_failure", False) else None
         with self._acks_lock:
             self._acks.append(Ack(mid, refused))
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+        if mid != self._receipts_mid:
+            return
+        self._receipts_granted = True
+        if any(getattr(c, "is_failure", False) for c in codes):
+            self.receipts = False
+            log.warning("the broker refused the receipts subscription (%s): events now leave the "
+                        "spool when the broker acknowledges them", ", ".join(map(str, codes)))
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self.receipts_topic:
+            return
+        try:
+            boots = parse_receipt(bytes(message.payload))
+        except ReceiptError as exc:
+            log.warning("ignored a receipt: %s", exc)
+            return
+        with self._acks_lock:
+            self._receipts.extend(boots)
 
     def _schedule_retry(self) -> None:
         delay = self._backoff.next_delay()
@@ -131,6 +172,11 @@ class BrokerLink:
         with self._acks_lock:
             acks, self._acks = self._acks, []
         return acks
+
+    def take_receipts(self) -> list[BootReceipt]:
+        with self._acks_lock:
+            receipts, self._receipts = self._receipts, []
+        return receipts
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Say offline (a clean disconnect suppresses the Will), then disconnect."""

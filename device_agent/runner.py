@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from device_agent.agent import DurableSink, Pump, ReadingQueue
+from device_agent.agent import DurableSink, Pump, ReadingQueue, ReceiptWait
 from device_agent.backoff import Backoff
 from device_agent.config import NO_SOURCES, AgentFile, SourcesSection
 from device_agent.errors import AgentError
@@ -101,10 +101,12 @@ def build_agent(config: AgentFile) -> AgentRuntime:
 
     publish = config.publish
     link = BrokerLink(config.broker, config.device.id,
-                      backoff=Backoff(publish.backoff_initial_s, publish.backoff_max_s), status=status)
+                      backoff=Backoff(publish.backoff_initial_s, publish.backoff_max_s), status=status,
+                      receipts=publish.receipts)
     pump = Pump(spool=spool, link=link, builder=builder, readings=readings,
                 event_interval_s=publish.event_interval_s, window=publish.window,
-                status_changed=vehicle.changed)
+                status_changed=vehicle.changed,
+                receipt_wait=ReceiptWait(publish.receipt_wait_s, publish.receipt_wait_max_s))
     sources = make_sources(config.sources, readings, DurableSink(builder, spool), vehicle)
     log.info("device %s boot %s: sources %s; spool %s", config.device.id, boot_id,
              ", ".join(s.name for s in sources), config.spool.path)

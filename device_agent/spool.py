@@ -1,9 +1,11 @@
 """Store-and-forward spool: SQLite in WAL mode.
 
-A signed event is committed here before it is published and deleted only after the broker
-acknowledged it (MQTT 5 section 4.3.2, QoS 1 PUBACK), so a crash, a kill -9 or a power cut
-loses nothing that was spooled. Rows drain in the order they were written. The spool is bounded
-by the bytes it holds: past the bound the oldest rows are dropped and counted.
+A signed event is committed here before it is published and deleted only once the network's
+receipt says it is stored or refused for good (docs/protocol.md, "Receipts"; or, with receipts
+off, once the broker acknowledged it: MQTT 5 section 4.3.2, QoS 1 PUBACK), so a crash, a
+kill -9, a power cut or a broker that loses messages loses nothing that was spooled. Rows drain
+in the order they were written, keyed by their event's (boot id, seq). The spool is bounded by
+the bytes it holds: past the bound the oldest rows are dropped and counted.
 
 Payloads are stored deflate-compressed (RFC 1951) with a preset dictionary of the wire format's
 recurring text (catalog names, member names), which shrinks a typical 20-signal event about
@@ -13,6 +15,7 @@ stays near 250 MB.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import zlib
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from device_agent.errors import SpoolError
 from protocol.catalog import load_catalog
+from protocol.envelope import split_event_id
 
 SCHEMA = """
 -- AUTOINCREMENT: row ids are never reused, so they order the drain and name in-flight messages.
@@ -30,7 +34,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     topic_id INTEGER NOT NULL,
     payload  BLOB NOT NULL,
-    readings INTEGER NOT NULL
+    readings INTEGER NOT NULL,
+    boot     TEXT,
+    seq      INTEGER
 );
 CREATE TABLE IF NOT EXISTS topics (
     id   INTEGER PRIMARY KEY,
@@ -100,6 +106,11 @@ class NewEvent:
     readings: int
 
 
+def _event_key(event_id: str) -> tuple[str | None, int | None]:
+    parts = split_event_id(event_id)
+    return parts if parts is not None else (None, None)
+
+
 class Spool:
     """Thread-safe: the sources that answer only once a reading is durable (the phone bridge)
     append from their own threads, the publisher reads and deletes from its own."""
@@ -120,6 +131,7 @@ class Spool:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
             self._check_dictionary()
+            self._add_event_keys()
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open the spool {path}: {exc}") from exc
 
@@ -132,6 +144,21 @@ class Spool:
                 f"{self.path} was written in another spool format or payload dictionary; drain it "
                 "with the agent version that wrote it")
 
+    def _add_event_keys(self) -> None:
+        """A spool written before receipts has no (boot, seq) columns: add them and fill them
+        from the stored events' ids, once."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "boot" not in columns:
+            self._db.execute("ALTER TABLE outbox ADD COLUMN boot TEXT")
+            self._db.execute("ALTER TABLE outbox ADD COLUMN seq INTEGER")
+        missing = self._db.execute("SELECT id, payload FROM outbox WHERE boot IS NULL").fetchall()
+        keys = []
+        for row_id, blob in missing:
+            parts = split_event_id(str(json.loads(decompress(blob)).get("id", "")))
+            keys.append((*(parts or (None, None)), row_id))
+        self._db.executemany("UPDATE outbox SET boot = ?, seq = ? WHERE id = ?", keys)
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_event ON outbox (boot, seq)")
+
     def append(self, events: Sequence[NewEvent]) -> None:
         """Commit ``events`` (one transaction), then drop the oldest rows past the bound."""
         if not events:
@@ -140,10 +167,11 @@ class Spool:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                rows = [(self._topic_id(e.topic), blob, e.readings)
+                rows = [(self._topic_id(e.topic), blob, e.readings, *_event_key(e.event_id))
                         for e, blob in zip(events, blobs, strict=True)]
                 self._db.executemany(
-                    "INSERT INTO outbox (topic_id, payload, readings) VALUES (?, ?, ?)", rows)
+                    "INSERT INTO outbox (topic_id, payload, readings, boot, seq) VALUES (?, ?, ?, ?, ?)",
+                    rows)
                 self._bump("bytes", sum(len(blob) for blob in blobs))
                 self._enforce_bound()
                 self._db.execute("COMMIT")
@@ -198,8 +226,42 @@ class Spool:
                 "ORDER BY outbox.id LIMIT ?", (after_row_id, limit)).fetchall()
         return [SpooledEvent(r[0], r[1], decompress(r[2]), r[3]) for r in rows]
 
+    def events(self, row_ids: Iterable[int]) -> list[SpooledEvent]:
+        """The events still spooled under ``row_ids`` (to send again), oldest first."""
+        wanted = sorted(set(row_ids))
+        out: list[SpooledEvent] = []
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                out += [SpooledEvent(r[0], r[1], decompress(r[2]), r[3]) for r in self._db.execute(
+                    "SELECT outbox.id, topics.name, payload, readings FROM outbox JOIN topics ON "
+                    f"topics.id = outbox.topic_id WHERE outbox.id IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY outbox.id", chunk)]
+        return out
+
+    def settle(self, boot: str, ranges: Iterable[tuple[int, int]]) -> list[int]:
+        """Delete the events of ``boot`` whose seq lies in one of ``ranges`` (inclusive): a
+        receipt settled them. Returns the row ids deleted."""
+        deleted: list[int] = []
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                freed = 0
+                for low, high in ranges:
+                    for row_id, size in self._db.execute(
+                            "DELETE FROM outbox WHERE boot = ? AND seq BETWEEN ? AND ? "
+                            "RETURNING id, length(payload)", (boot, low, high)).fetchall():
+                        deleted.append(row_id)
+                        freed += size
+                self._bump("bytes", -freed)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise SpoolError(f"cannot delete from the spool {self.path}: {exc}") from exc
+        return deleted
+
     def delete(self, row_ids: Iterable[int]) -> None:
-        """Forget events the broker acknowledged."""
+        """Forget events by row id (the broker acknowledged them, with receipts off)."""
         ids = [(row_id,) for row_id in row_ids]
         if not ids:
             return

@@ -1,8 +1,11 @@
-"""The ingest worker: MQTT v5 shared subscription -> batches -> one transaction -> PUBACK.
+"""The ingest worker: MQTT v5 shared subscription -> batches -> one transaction -> receipts
+and PUBACK.
 
-Delivery is at least once end to end: a message is acknowledged (MQTT 5 section 4.3.2,
-PUBACK) only after the transaction holding it has committed, so a crash before the commit
-makes the broker redeliver it to the persistent session; the dedup makes the redelivery harmless.
+A message is acknowledged (MQTT 5 section 4.3.2, PUBACK) only after the transaction holding it
+has committed, so a crash before the commit makes the broker redeliver it to the persistent
+session; the dedup makes the redelivery harmless. After the commit each device is also told
+what of its events is now settled (protocol.receipts): the end-to-end acknowledgement its spool
+waits for, so what a broker loses on the way (a restart, no ingest subscribed yet) is sent again.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from connections.mqtt import PersistentSession, connect, disconnect, make_client
 from ingest import metrics
 from ingest.errors import IngestError
 from ingest.pipeline import Accepted, Rejected, StoreReason, process_message
+from ingest.receipting import batch_receipts
 from ingest.settings import IngestSettings
 from ingest.store import BatchResult, TelemetryStore, housekeeping
 from protocol.catalog import load_catalog
-from protocol.topics import ALL_TELEMETRY
+from protocol.topics import ALL_TELEMETRY, Channel, device_topic
 from registry.directory import DeviceDirectory
 
 log = logging.getLogger("motus.ingest")
@@ -56,6 +60,8 @@ class IngestTotals:
     stored: int = 0
     readings: int = 0
     duplicates: int = 0
+    resent: int = 0
+    receipts: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: BatchResult, rejected: list[Rejected], received: int) -> None:
@@ -63,6 +69,7 @@ class IngestTotals:
         self.stored += result.events_stored
         self.readings += result.readings_stored
         self.duplicates += result.duplicates
+        self.resent += result.resent
         self.quarantined.update(str(r.reason) for r in rejected)
 
 
@@ -183,21 +190,34 @@ class IngestWorker:
         accepted, rejected = self._verify_until_possible(batch, directory)
         result = self._write_until_committed(store, accepted, rejected)
         committed_at = self.clock()
+        refused_by_database = {(r.device_id, r.event_id) for r in result.store_rejects}
+        stored = [a for a in accepted if (a.event.source, a.event.id) not in refused_by_database]
+        rejected.extend(result.store_rejects)
+        self._send_receipts(stored, rejected)
         for delivery in batch:
             self._client.ack(delivery.mid, delivery.qos)
         metrics.INBOX.dec(len(batch))
         self._observe_lag(accepted, committed_at)
-        rejected.extend(result.store_rejects)
         self.totals.add(result, rejected, len(batch))
         metrics.STORED.inc(result.events_stored)
         metrics.READINGS.inc(result.readings_stored)
         metrics.DUPLICATES.inc(result.duplicates)
+        metrics.RESENT.inc(result.resent)
         for reject in rejected:
             metrics.QUARANTINED.labels(reason=str(reject.reason)).inc()
         metrics.BATCH_EVENTS.observe(len(batch))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         for reject in rejected:
             log.warning("quarantined %s from %s: %s", reject.reason, reject.device_id, reject.detail)
+
+    def _send_receipts(self, stored: list[Accepted], refused: list[Rejected]) -> None:
+        """QoS 1 to each device's own receipts topic; one lost on the way (the device offline)
+        costs only a re-send, which the dedup stores once and answers again."""
+        receipts = batch_receipts(stored, refused)
+        for device_id, payload in receipts.items():
+            self._client.publish(device_topic(device_id, Channel.RECEIPTS), payload, qos=1)
+        self.totals.receipts += len(receipts)
+        metrics.RECEIPTS.inc(len(receipts))
 
     @staticmethod
     def _observe_lag(accepted: list[Accepted], committed_at: datetime) -> None:
@@ -267,8 +287,7 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
         raise
     except psycopg.Error as batch_error:
         log.error("batch refused by the database (%s); writing event by event", batch_error)
-    stored = duplicates = readings = 0
-    replays: list[Rejected] = []
+    stored = duplicates = readings = resent = 0
     refused = list(rejected)
     for event in accepted:
         try:
@@ -285,8 +304,7 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
             stored += single.events_stored
             duplicates += single.duplicates
             readings += single.readings_stored
-            replays.extend(single.store_rejects)
+            resent += single.resent
     store.write([], refused)
-    refused_here = refused[len(rejected):]
-    return BatchResult(stored, duplicates, readings, quarantined=len(refused) + len(replays),
-                       store_rejects=(*replays, *refused_here))
+    return BatchResult(stored, duplicates, readings, quarantined=len(refused), resent=resent,
+                       store_rejects=tuple(refused[len(rejected):]))

@@ -12,7 +12,11 @@ from prometheus_client import Counter, Gauge, Histogram
 RECEIVED = Counter("motus_ingest_received_events", "MQTT messages received")
 STORED = Counter("motus_ingest_stored_events", "Events committed to the database")
 READINGS = Counter("motus_ingest_stored_readings", "Signal readings committed")
-DUPLICATES = Counter("motus_ingest_duplicate_events", "Events already stored (redeliveries)")
+DUPLICATES = Counter("motus_ingest_duplicate_events",
+                     "Copies of events already stored (broker redeliveries and device re-sends)")
+RESENT = Counter("motus_ingest_resent_events",
+                 "Of the duplicates, copies a device sent again after a missing receipt")
+RECEIPTS = Counter("motus_ingest_receipts", "Receipts published to devices after a commit")
 QUARANTINED = Counter(
     "motus_ingest_quarantined_events", "Events rejected into quarantine", ["reason"]
 )

@@ -31,11 +31,8 @@ class DeviceReason(StrEnum):
 
 
 class StoreReason(StrEnum):
-    """Rejections that depend on what is already stored."""
+    """Rejections that depend on the database."""
 
-    #: The event id was stored before, and the broker did not mark this copy as a redelivery:
-    #: the device (or whoever holds its key and credentials) sent the same event again.
-    REPLAYED = "replayed"
     #: The database refused the event itself (say, its device was deleted meanwhile).
     STORAGE_ERROR = "storage_error"
 
@@ -46,7 +43,8 @@ class Accepted:
     vehicle_id: UUID
     topic: str
     payload: bytes  # as received, for the quarantine should the database refuse it
-    #: The broker re-sent it to us (MQTT DUP flag): a copy of it may already be stored.
+    #: The broker re-sent it to us (MQTT DUP flag): a copy of it may already be stored. A copy
+    #: without the flag is the device sending it again (it missed the receipt).
     redelivered: bool = False
 
     @property

@@ -13,19 +13,22 @@ from datetime import date, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest.pipeline import Accepted, Rejected, StoreReason
+from ingest.pipeline import Accepted, Rejected
 from ingest.rows import ReadingRows, reading_rows
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     events_stored: int
-    #: Copies of stored events that the broker marked as redeliveries: harmless, not kept.
+    #: Copies of events stored before (not kept again): broker redeliveries and device re-sends.
     duplicates: int
     readings_stored: int
     quarantined: int
-    #: Quarantined because of what the database holds (replays, refused events), already
-    #: written to the quarantine with the batch; counted in ``quarantined``.
+    #: Of ``duplicates``, the copies the device sent again (no MQTT DUP flag): an event whose
+    #: receipt it did not get (docs/protocol.md, "Receipts").
+    resent: int = 0
+    #: Quarantined because the database refused them, already written to the quarantine with
+    #: the batch; counted in ``quarantined``.
     store_rejects: tuple[Rejected, ...] = ()
 
 
@@ -72,18 +75,17 @@ class TelemetryStore:
             new_keys = self._claim_event_ids(list(unique.values()))
             fresh = [a for a in unique.values() if a.key in new_keys]
             stored_before = [a for a in unique.values() if a.key not in new_keys] + copies
-            replays = tuple(_replayed(a) for a in stored_before if not a.redelivered)
             rows = reading_rows(fresh)
             self._copy_readings(rows)
             self._invalidate_rollups(rows)
             self._upsert_latest(rows)
-            self._quarantine([*rejected, *replays])
+            self._quarantine(rejected)
         return BatchResult(
             events_stored=len(fresh),
-            duplicates=len(stored_before) - len(replays),
+            duplicates=len(stored_before),
             readings_stored=rows.count,
-            quarantined=len(rejected) + len(replays),
-            store_rejects=replays,
+            quarantined=len(rejected),
+            resent=sum(1 for a in stored_before if not a.redelivered),
         )
 
     def _ensure_partitions(self, days: set[date]) -> None:
@@ -202,12 +204,6 @@ def housekeeping(conn: psycopg.Connection[tuple[object, ...]], today: date) -> H
         policies = conn.execute("SELECT motus_apply_retention()").fetchone()
     return Housekeeping(*(int(row[0]) if row else 0  # type: ignore[call-overload]
                           for row in (created, rolled, dropped, policies)))
-
-
-def _replayed(copy: Accepted) -> Rejected:
-    return Rejected(copy.topic, copy.payload, StoreReason.REPLAYED,
-                    f"event {copy.event.id} of {copy.event.source} was already stored",
-                    copy.event.source, copy.event.id)
 
 
 def _copy_binary(

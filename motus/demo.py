@@ -3,7 +3,7 @@
 Local stack -> migrations -> simulated cars provisioned (registry row and broker identity, as
 `motus device register` does) -> `motus ingest run` and `motus api serve` as separate
 processes -> the broker shown refusing intruders -> cars publish signed events over MQTT/TLS
-(plus a replay, a corpus of hostile messages and cars that spoof their movement) -> wait until
+(plus an event sent twice, a corpus of hostile messages and cars that spoof their movement) -> wait until
 all are committed or quarantined -> the day's proof of movement -> read the latest values back
 through the HTTP API -> one device revoked and shown cut off.
 """
@@ -49,7 +49,7 @@ from stack.probes import count, poll_until, readings_by_name
 from stack.services import scrape, start_api, start_ingest
 
 WAIT_TIMEOUT_S = 120.0
-AGENT_CAR_SECONDS = 8.0
+AGENT_CAR_SECONDS = 20.0  # at real time: the 0.5 km a proof of movement needs take ~13 s at 145 km/h
 
 
 def _refused(attempt: Callable[[], object]) -> str:
@@ -94,7 +94,9 @@ def _http_json(url: str, token: str | None = None) -> Any:
 class DemoReport:
     published: int
     stored: int
+    #: Copies of stored events: redelivered by the broker, or sent again by a car (``resent``).
     duplicates: int
+    resent: int
     quarantined: Counter[str]
     expected_quarantine: Counter[str]
     latency_s: float
@@ -107,13 +109,13 @@ class DemoReport:
     @property
     def ok(self) -> bool:
         return (self.stored == self.published and self.quarantined == self.expected_quarantine
-                and self.duplicates == 0 and all(said for _, said in self.access)
+                and self.resent >= 1 and all(said for _, said in self.access)
                 and self.agent_car.ok and self.movement.ok)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "published": self.published, "stored": self.stored,
-            "duplicates": self.duplicates, "quarantined": dict(self.quarantined),
+            "duplicates": self.duplicates, "resent": self.resent, "quarantined": dict(self.quarantined),
             "expected_quarantine": dict(self.expected_quarantine),
             "latency_s": round(self.latency_s, 2), "latest": self.latest,
             "agent_car": {"device_id": self.agent_car.device_id, "adapter": self.agent_car.adapter_line,
@@ -183,16 +185,16 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
         publisher = Publisher(lambda car: info.device_endpoint(car.device_id, car.mqtt_password))
         published = 0
         drive_start = started - timedelta(seconds=seconds + 5)
-        replay: tuple[str, bytes] | None = None
+        again: tuple[str, bytes] | None = None
         for car in fleet:
             for topic, payload in drive_events(car, drive_start, seconds):
                 publisher.publish(car, topic, payload)
                 published += 1
-                replay = replay or (topic, payload)
+                again = again or (topic, payload)
         readings = published * len(fleet[0].vehicle.readings(started))
-        assert replay is not None
+        assert again is not None
         publisher.flush()
-        publisher.publish(fleet[0], *replay)  # the same event again, after it was stored
+        publisher.publish(fleet[0], *again)  # the same event again: stored once, counted
         hostile = hostile_messages(fleet[0], fleet[1], started)
         for message in hostile:
             publisher.publish(message.sender, message.topic, message.payload)
@@ -206,7 +208,7 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
                 spoof_events += 1
         publisher.close()
         console.print(f"published over MQTT/TLS {published} signed events ({readings} readings) "
-                      f"from {car_count} cars, 1 replayed event and {len(hostile)} hostile messages")
+                      f"from {car_count} cars, 1 event sent twice and {len(hostile)} hostile messages")
         console.print(f"published {spoof_events} signed events from {len(spoofs)} spoofing cars "
                       f"({', '.join(s.name for s in spoofs)})")
         with console.status(f"the agent car: `motus agent run` reading an ELM327 and a GPS for "
@@ -215,7 +217,7 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
 
         device_ids = [car.device_id for car in fleet + spoof_cars]
         published += spoof_events
-        expected = Counter(m.reason for m in hostile) + Counter({"replayed": 1})
+        expected = Counter(m.reason for m in hostile)
         url = info.database_url
 
         def quarantined() -> Counter[str]:
@@ -238,7 +240,11 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
             return agent_car.ok
 
         poll_until(agent_car_delivered, WAIT_TIMEOUT_S, interval_s=0.2)
-        duplicates = scrape(ingest.ports["metrics"]).value("motus_ingest_duplicate_events_total")
+        poll_until(lambda: scrape(ingest.ports["metrics"]).value("motus_ingest_resent_events_total") >= 1,
+                   WAIT_TIMEOUT_S, interval_s=0.2)
+        ingest_metrics = scrape(ingest.ports["metrics"])
+        duplicates = ingest_metrics.value("motus_ingest_duplicate_events_total")
+        resent = ingest_metrics.value("motus_ingest_resent_events_total")
         labels = labels_for(vehicles, spoofs, spoof_vehicles)
         with connect(DatabaseSettings(database_url=url)) as conn:
             agent_vehicle = vehicle_of_device(conn, agent_car.device_id)
@@ -253,7 +259,8 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
                                           datetime.now(UTC))[1]
         latest = _http_json(f"{base}/v1/vehicles/{vehicles[0]}/signals/latest", token)
         revocation = _revoke_live(info, fleet[-1])
-        return DemoReport(published, stored(), int(duplicates), quarantined(), expected, latency, latest,
+        return DemoReport(published, stored(), int(duplicates), int(resent), quarantined(), expected,
+                          latency, latest,
                           fleet[0].device_id, agent_car, movement, [*intruders, *revocation])
 
 
@@ -296,7 +303,8 @@ def _print_report(console: Console, report: DemoReport) -> None:
     table.add_column("events", justify="right", no_wrap=True)
     table.add_row("published by the cars", str(report.published))
     table.add_row("ingested (stored once)", str(report.stored))
-    table.add_row("redelivered by the broker, dropped", str(report.duplicates))
+    table.add_row("sent again by a car, stored once", str(report.resent))
+    table.add_row("redelivered by the broker, stored once", str(report.duplicates - report.resent))
     table.add_row("rejected into quarantine", str(report.quarantined.total()))
     for reason, n in sorted(report.quarantined.items()):
         wanted = report.expected_quarantine.get(reason, 0)

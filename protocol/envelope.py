@@ -149,6 +149,14 @@ def event_id(boot_id: str, seq: int) -> str:
     return f"{boot_id}:{seq}"
 
 
+def split_event_id(value: str) -> tuple[str, int] | None:
+    """(boot id, seq) of a well-formed event id, else None."""
+    match = _EVENT_ID.fullmatch(value)
+    if match is None or int(match.group(2)) > MAX_SEQ:
+        return None
+    return match.group(1), int(match.group(2))
+
+
 def build_event(
     *, device_id: str, boot_id: str, seq: int, time: datetime, signals: list[SignalReading]
 ) -> TelemetryEvent:

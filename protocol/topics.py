@@ -2,6 +2,8 @@
 
 ``motus/v1/devices/{device_id}/telemetry`` carries events (QoS 1);
 ``motus/v1/devices/{device_id}/status`` is the retained online/offline status set by the LWT;
+``motus/v1/devices/{device_id}/receipts`` carries the network's receipts to the device (only ingest
+publishes there, only that device subscribes; protocol.receipts);
 ``motus/v1/devices/{device_id}/commands`` is reserved for messages from the network to the device
 (only that device may subscribe to it; no command is defined in v1).
 """
@@ -22,6 +24,7 @@ _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 class Channel(StrEnum):
     TELEMETRY = "telemetry"
     STATUS = "status"
+    RECEIPTS = "receipts"
     COMMANDS = "commands"
 
 
@@ -56,3 +59,5 @@ def parse_device_topic(topic: str) -> tuple[str, Channel]:
 
 #: Subscription filter for every device's telemetry.
 ALL_TELEMETRY = f"{TOPIC_ROOT}/+/{Channel.TELEMETRY.value}"
+#: Every device's receipts topic (what ingest may publish to).
+ALL_RECEIPTS = f"{TOPIC_ROOT}/+/{Channel.RECEIPTS.value}"

@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from broker_config import BrokerLayout, dynsec, render_mosquitto_conf
+from broker_config.admin import BrokerAdmin
 from broker_config.tls import ensure_dev_pki
 from protocol.endpoint import MqttEndpoint
 from stack.binaries import check_timescaledb, find_dynsec_plugin, find_mosquitto, find_pg_bindir
@@ -106,6 +107,12 @@ class StackInfo:
             # The network's signing key of this stack (receipts, payout roots), kept beside it.
             "MOTUS_NETWORK_KEY_FILE": str(Path(self.dir) / "network.key"),
         }
+
+
+def _sync_service_roles(info: StackInfo) -> None:
+    """Give a broker made by an earlier release the service ACLs of this one (idempotent)."""
+    with BrokerAdmin(info.admin_endpoint) as admin:
+        admin.execute(dynsec.ingest_acl_commands())
 
 
 def free_port() -> int:
@@ -224,10 +231,38 @@ class LocalStack:
         info = StackInfo(str(self.root), pg_port, *ports, mosquitto_pid=mosquitto_pid,
                          timescaledb=timescaledb, admin_password=admin.password,
                          ingest_password=ingest.password)
+        self._write_state(info)
+        if not (previous and running["mosquitto"]):
+            _sync_service_roles(info)
+        return info
+
+    def _write_state(self, info: StackInfo) -> None:
         fd = os.open(self.state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(json.dumps(asdict(info), indent=2) + "\n")
-        return info
+
+    def restart_mosquitto(self, how: signal.Signals = signal.SIGTERM, *, pause_s: float = 0.0,
+                          forget_persistence: bool = False) -> StackInfo:
+        """Stop the broker with ``how`` (SIGTERM: it saves its sessions first; SIGKILL: a crash),
+        wait ``pause_s``, optionally delete its persistence file (a lost disk), and start it
+        again on the same ports: a fault drill for the services and devices using the stack."""
+        info = self.read_state()
+        if info is None:
+            raise StackError(f"no stack is running in {self.root}")
+        if _pid_alive(info.mosquitto_pid, "mosquitto"):
+            os.kill(info.mosquitto_pid, how)
+            deadline = time.monotonic() + 10
+            while _pid_alive(info.mosquitto_pid, "mosquitto") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with contextlib.suppress(ChildProcessError):  # reap it when it was our child
+                os.waitpid(info.mosquitto_pid, os.WNOHANG)
+        time.sleep(pause_s)
+        if forget_persistence:
+            (self.mqtt_dir / "data" / "mosquitto.db").unlink(missing_ok=True)
+        pid = self._start_mosquitto(info.mqtt_port, info.mqtt_tls_port, info.mqtt_ws_port)
+        restarted = StackInfo(**{**asdict(info), "mosquitto_pid": pid})
+        self._write_state(restarted)
+        return restarted
 
     def down(self) -> None:
         info = self.read_state()

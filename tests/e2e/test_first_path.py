@@ -91,11 +91,11 @@ def test_demo_runs_the_whole_path_and_reports_it(stack_dir, stack_path_args):
     report = json.loads(result.stdout)  # stdout holds the report alone
     assert report["ok"] is True
     assert report["published"] == report["stored"] == 1860  # the fleet's 60 and the spoofs' 1800
-    assert report["duplicates"] == 0
+    assert report["resent"] >= 1  # the event sent twice, stored once
     two = make_fleet(2, seed=1, drive_seconds=1)
     corpus = hostile_messages(two[0], two[1], datetime.now(UTC))
-    assert sum(report["quarantined"].values()) == len(corpus) + 1
-    assert report["quarantined"]["replayed"] == 1
+    assert sum(report["quarantined"].values()) == len(corpus)
+    assert "replayed" not in report["quarantined"]
     assert report["quarantined"] == report["expected_quarantine"]
     # the proof of movement: every spoof refused for what it planted, no honest car refused
     verdicts = {row["car"]: row for row in report["movement"]}

@@ -324,3 +324,58 @@ def test_device_list_reads_at_80_columns(local_stack, database_url):
     for other in [c.device_id for c in cars] + [c.vin for c in cars] + re.findall(r"\d{4}-\d\d-\d\d", rest):
         rest = rest.replace(other, "")
     assert "a.very.long.address.of.a.driver@fleet-operator.example" in "".join(rest.split())
+
+
+def test_each_device_hears_its_own_receipts_and_only_ingest_may_send_them(
+        local_stack, two_devices, running_ingest):
+    """After a batch commits, ingest tells each device what it stored (and what it refused for
+    good); a device may subscribe to its own receipts only, and nobody but ingest sends them."""
+    from protocol.receipts import BootReceipt, parse_receipt
+
+    a, b = two_devices
+    mine = device_topic(a.device_id, Channel.RECEIPTS)
+    # a's one connection both publishes and listens (a second one would take its client id over)
+    ear = Listener(local_stack.device_endpoint(a.device_id, a.mqtt_password), a.device_id,
+                   [mine, device_topic(b.device_id, Channel.RECEIPTS)])
+    others = publisher(local_stack)
+
+    def publish_as_a(topic: str, payload: bytes) -> None:
+        ear.client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    try:
+        assert ear.granted == ["Granted QoS 1", "Not authorized"]
+        start = datetime.now(UTC) - timedelta(seconds=6)
+        events = list(drive_events(a, start, 5))
+        for topic, payload in events:
+            publish_as_a(topic, payload)
+        others.publish(b, *next(drive_events(b, start, 1)))
+        others.flush()
+        # a's own event with a reading out of range: refused for good, settled with its reason
+        now = datetime.now(UTC)
+        bad = build_event(device_id=a.device_id, boot_id="other", seq=7, time=now,
+                          signals=[SignalReading(name="speed", timestamp=now, value=10_000)])
+        publish_as_a(a.topic, encode(sign_event(bad, a.topic, a.key)))
+
+        def settled() -> dict[str, BootReceipt]:
+            merged: dict[str, BootReceipt] = {}
+            for topic, payload in list(ear.messages):
+                assert topic == mine
+                for boot in parse_receipt(bytes(payload)):
+                    into = merged.setdefault(boot.boot, BootReceipt(boot.boot))
+                    into.stored += boot.stored
+                    into.refused |= boot.refused
+            return merged
+
+        wait_until(lambda: len(settled()) == 2 and sum(
+            hi - lo + 1 for lo, hi in settled()[a.boot_id].stored) == 5, 20, "a's receipts")
+        seqs = {int(json.loads(payload)["id"].rsplit(":", 1)[1]) for _, payload in events}
+        assert all(settled()[a.boot_id].covers(seq) for seq in seqs)
+        assert settled()["other"] == BootReceipt("other", [], {7: "out_of_range"})
+        ear.close()
+        others.publish(a, mine, b'{"type":"motus.receipt.v1","boots":[]}')  # a device posing as ingest
+        with pytest.raises(BrokerRefused) as refused:
+            others.flush()
+        assert refused.value.reason == "Not authorized"
+    finally:
+        others.close()
+        ear.close()

@@ -55,6 +55,11 @@ def test_initial_identities_allow_nothing_by_default():
     ingest = next(r for r in config["roles"] if r["rolename"] == dynsec.INGEST_ROLE)
     assert [a["topic"] for a in ingest["acls"] if a["acltype"] == "subscribePattern"] == [
         "$share/+/motus/v1/devices/+/telemetry"]
+    assert [a["topic"] for a in ingest["acls"] if a["acltype"] == "publishClientSend"] == [
+        "motus/v1/devices/+/receipts"]
+    # a broker made before receipts gets the same ACLs added, each as the role holds it
+    assert [{k: c[k] for k in ("acltype", "topic", "allow")} for c in dynsec.ingest_acl_commands()] == \
+        ingest["acls"]
 
 
 def test_a_device_role_names_only_its_own_topics():
@@ -62,6 +67,8 @@ def test_a_device_role_names_only_its_own_topics():
     assert {(a["acltype"], a["topic"]) for a in acls} == {
         ("publishClientSend", f"motus/v1/devices/{DEVICE}/telemetry"),
         ("publishClientSend", f"motus/v1/devices/{DEVICE}/status"),
+        ("subscribeLiteral", f"motus/v1/devices/{DEVICE}/receipts"),
+        ("unsubscribeLiteral", f"motus/v1/devices/{DEVICE}/receipts"),
         ("subscribeLiteral", f"motus/v1/devices/{DEVICE}/commands"),
         ("unsubscribeLiteral", f"motus/v1/devices/{DEVICE}/commands"),
     }

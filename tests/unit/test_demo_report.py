@@ -26,8 +26,9 @@ def report() -> DemoReport:
     agent = AgentCarOutcome("mabcdefghijklmnopqrstuvwx", 0, "ELM327 v1.5 on ISO 15765-4 CAN",
                             {"speed": 40, "obdDTCList": 1, "currentLocationCoordinates": 40})
     movement = MovementOutcome({}, {VEHICLE: "fleet car 1"}, {VEHICLE}, set())
-    return DemoReport(published=60, stored=60, duplicates=0, quarantined=Counter({"replayed": 1}),
-                      expected_quarantine=Counter({"replayed": 1}), latency_s=1.5, latest=LATEST,
+    return DemoReport(published=60, stored=60, duplicates=1, resent=1,
+                      quarantined=Counter({"bad_signature": 1}),
+                      expected_quarantine=Counter({"bad_signature": 1}), latency_s=1.5, latest=LATEST,
                       latest_device="mzyxwvutsrqponmlkjihgfedc", agent_car=agent, movement=movement,
                       access=[("anonymous client", "Not authorized")])
 

@@ -78,3 +78,35 @@ def test_a_spool_written_with_another_dictionary_is_refused(tmp_path):
         db.execute("UPDATE counters SET value = 1 WHERE name = 'zdict_crc'")
     with pytest.raises(SpoolError, match="another spool format"):
         Spool(path, max_bytes=10**6)
+
+
+def test_a_receipt_settles_exactly_the_events_it_covers(tmp_path):
+    spool = Spool(tmp_path / "s.sqlite", max_bytes=10**7)
+    spool.append([event(i) for i in range(10)])
+    spool.append([NewEvent("other:3", "motus/v1/devices/dev1/telemetry", b'{"id":"other:3"}', 1)])
+    before = spool.stats().stored_bytes
+    deleted = spool.settle("boot", [(0, 2), (5, 5), (8, 40)])
+    assert len(deleted) == 6
+    assert [event_id(p) for p in spool.pending(0, 100)] == ["boot:3", "boot:4", "boot:6", "boot:7", "other:3"]
+    assert spool.settle("boot", [(0, 2)]) == []  # a second receipt for the same events: nothing
+    assert spool.stats().stored_bytes < before
+    assert [event_id(e) for e in spool.events([deleted[0], *[p.row_id for p in spool.pending(0, 2)]])] == [
+        "boot:3", "boot:4"]
+
+
+def test_a_spool_written_before_receipts_gets_its_event_keys(tmp_path):
+    """An outbox without (boot, seq) columns, as the previous release wrote it: opening it adds
+    them from the stored events' ids, so receipts settle the old rows too."""
+    path = tmp_path / "s.sqlite"
+    Spool(path, max_bytes=10**7).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE outbox")
+        db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic_id INTEGER NOT NULL,"
+                   " payload BLOB NOT NULL, readings INTEGER NOT NULL)")
+        db.execute("INSERT INTO topics (id, name) VALUES (1, 'motus/v1/devices/dev1/telemetry')")
+        for i in range(3):
+            db.execute("INSERT INTO outbox (topic_id, payload, readings) VALUES (1, ?, 1)",
+                       (compress(event(i).payload),))
+    spool = Spool(path, max_bytes=10**7)
+    assert len(spool.settle("boot", [(0, 1)])) == 2
+    assert [event_id(p) for p in spool.pending(0, 10)] == ["boot:2"]
