@@ -108,10 +108,13 @@ class PumpCounters:
 class ReceiptWait:
     """How long an event the broker acknowledged may wait for its receipt before it is sent
     again; the wait doubles after each round without any receipt (the ingest is away), up to
-    ``max_s``, and is back to ``initial_s`` with the next receipt."""
+    ``max_s``, and is back to ``initial_s`` with the next receipt. A round after a silent wait
+    sends only the oldest ``probe_events``: while the network is away a fleet's re-sends stay
+    small, and the probe's receipt says it is back (then everything overdue goes at once)."""
 
     initial_s: float = 10.0
     max_s: float = 60.0
+    probe_events: int = 20
 
 
 class Pump:
@@ -151,6 +154,7 @@ class Pump:
         self._settled_early: set[int] = set()
         self._receipt_wait = receipt_wait
         self._wait_s = receipt_wait.initial_s
+        self._heard = False  # a receipt arrived since the last round of re-sends
         self._last_handed = 0  # highest spool row id handed to the link
         self._paused_until = 0.0
         self.counters = PumpCounters()
@@ -221,6 +225,7 @@ class Pump:
                     self._settled_early.add(row_id)
         if receipts:
             self._wait_s = self._receipt_wait.initial_s
+            self._heard = True
         if not self.link.receipts and self._awaiting:
             # Receipts were refused after events already waited for them: PUBACK suffices now.
             self.spool.delete(list(self._awaiting))
@@ -232,9 +237,12 @@ class Pump:
         if not self._awaiting:
             return
         now = self._monotonic()
-        overdue = [row for row, acked_at in self._awaiting.items() if now - acked_at >= self._wait_s]
+        overdue = sorted(row for row, acked_at in self._awaiting.items() if now - acked_at >= self._wait_s)
         if not overdue:
             return
+        if not self._heard:
+            overdue = overdue[:self._receipt_wait.probe_events]
+        self._heard = False
         for row_id in overdue:
             del self._awaiting[row_id]
         events = self.spool.events(overdue)

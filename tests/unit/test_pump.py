@@ -159,3 +159,20 @@ def test_a_broker_that_refuses_receipts_falls_back_to_acknowledgements(rig):
     link.receipts = False  # the subscription was refused (a broker set up before receipts)
     pump.step()
     assert spool.stats().events == 0
+
+
+def test_while_the_network_is_silent_only_a_probe_is_sent_again(rig):
+    pump, link, spool, clock = rig(events=30)
+    pump.step()
+    link.ack_all()
+    pump.step()
+    clock.now += 10
+    pump.step()
+    assert sent_ids(link)[30:] == [f"{BOOT}:{i}" for i in range(20)]  # the oldest 20 only
+    link.ack_all()
+    pump.step()
+    link.incoming.append(BootReceipt(BOOT, stored=[(0, 4)]))  # the network is back
+    pump.step()
+    assert sorted(sent_ids(link)[50:], key=lambda e: int(e.split(":")[1])) == [
+        f"{BOOT}:{i}" for i in range(20, 30)]  # everything else overdue, at once
+    assert spool.stats().events == 25
