@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Set
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -34,23 +34,26 @@ class MovementOutcome:
     labels: dict[UUID, str]
     honest: set[UUID]
     spoofed: set[UUID]
+    #: Cars known to have driven far enough to be proved moved (the agent car).
+    driven: set[UUID] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
-        """Every spoof refused, no honest car refused."""
+        """Every spoof refused, no honest car refused, every driven car proved moved."""
         refused = {v for v, proof in self.proofs.items() if proof.verdict is Verdict.REFUSED}
-        return self.spoofed <= refused and not self.honest & refused
+        moved = {v for v, proof in self.proofs.items() if proof.verdict is Verdict.MOVED}
+        return self.spoofed <= refused and not self.honest & refused and self.driven <= moved
 
 
 def prove(database_url: str, first: datetime, last: datetime, labels: dict[UUID, str],
-          honest: set[UUID], spoofed: set[UUID]) -> MovementOutcome:
+          honest: set[UUID], spoofed: set[UUID], driven: Set[UUID] = frozenset()) -> MovementOutcome:
     proofs: dict[UUID, Proof] = {}
     with psycopg.connect(database_url) as conn:
         for day in days_between(first.date(), last.date()):
             for proof in prove_day(conn, day):
                 if proof.vehicle_id in labels:
                     proofs[proof.vehicle_id] = proof  # a drive over midnight: the later day
-    return MovementOutcome(proofs, labels, honest, spoofed)
+    return MovementOutcome(proofs, labels, honest, spoofed, set(driven))
 
 
 def report_table(outcome: MovementOutcome) -> Table:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 
@@ -41,3 +42,15 @@ def cycle_distance_km(name: str) -> float:
     """Distance of the cycle by the trapezoid rule, as a speed integral."""
     speeds = drive_cycle(name)
     return sum((a + b) / 2 for a, b in itertools.pairwise(speeds)) / 3600
+
+
+def busiest_stretch(speeds: Sequence[float], seconds: int) -> int:
+    """The second at which the ``seconds`` long stretch of ``speeds`` (km/h, one a second) that
+    covers the most distance begins: the earliest of equals, 0 when the trace is not longer."""
+    if seconds < 1:
+        raise ValueError(f"a stretch lasts at least a second, not {seconds}")
+    steps = [(a + b) / 2 for a, b in itertools.pairwise(speeds)]  # trapezoid, as cycle_distance_km
+    if len(steps) <= seconds:
+        return 0
+    covered = [0.0, *itertools.accumulate(steps)]
+    return max(range(len(steps) - seconds + 1), key=lambda i: covered[i + seconds] - covered[i])

@@ -206,18 +206,20 @@ class SimulatedVehicle:
 
 class LiveVehicle:
     """A simulated vehicle that keeps pace with a clock (``speedup`` simulated seconds per real
-    second), for emulators that answer in real time."""
+    second), for emulators that answer in real time. It drives on from wherever ``vehicle`` is:
+    a vehicle already stepped some way into its profile goes on from there, not from its start."""
 
     def __init__(self, vehicle: SimulatedVehicle, clock: Callable[[], float], speedup: float = 1.0) -> None:
         self.vehicle = vehicle
         self._clock = clock
         self._start = clock()
+        self._origin_s = vehicle.state.elapsed_s
         self.speedup = speedup
         self._lock = threading.Lock()
 
     def advance(self) -> VehicleState:
         with self._lock:
-            target = (self._clock() - self._start) * self.speedup
+            target = self._origin_s + (self._clock() - self._start) * self.speedup
             while self.vehicle.state.elapsed_s + 1.0 <= target:
                 self.vehicle.step(1.0)
             return self.vehicle.state

@@ -50,3 +50,21 @@ def test_the_json_report_says_whether_the_run_was_ok():
     bad = report()
     bad.stored = 59
     assert bad.to_json()["ok"] is False and bad.to_json()["stored"] == 59
+
+
+def test_the_demo_fails_when_the_agent_car_is_not_proved_moved():
+    from datetime import date
+
+    from movement.proof import Measures, Proof, Verdict
+
+    day = date(2026, 11, 30)
+    measures = Measures(VEHICLE, day, 0.6, 0.6, 0.6, 58_000.0, 58_000.6, 40, 0, frozenset(), (), ())
+
+    def proof(verdict: Verdict) -> Proof:
+        return Proof(VEHICLE, day, verdict, 0.6, measures, ())
+
+    for verdict, ok in ((Verdict.MOVED, True), (Verdict.STILL, False), (Verdict.INSUFFICIENT, False)):
+        outcome = MovementOutcome({VEHICLE: proof(verdict)}, {VEHICLE: "the agent car"}, {VEHICLE}, set(),
+                                  driven={VEHICLE})
+        assert outcome.ok is ok, verdict
+    assert not MovementOutcome({}, {VEHICLE: "the agent car"}, {VEHICLE}, set(), driven={VEHICLE}).ok

@@ -9,7 +9,7 @@ from protocol.catalog import load_catalog
 from protocol.envelope import Location, build_event
 from protocol.validation import check_readings
 from simulators.fleet import make_fleet
-from simulators.vehicle import IDLE_RPM, SimulatedVehicle, stop_and_go_profile
+from simulators.vehicle import IDLE_RPM, LiveVehicle, SimulatedVehicle, stop_and_go_profile
 
 
 def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -64,3 +64,19 @@ def test_readings_satisfy_the_catalog():
         event = build_event(device_id=car.device_id, boot_id="b", seq=second, time=now,
                             signals=car.vehicle.readings(now))
         check_readings(event, load_catalog(), now)
+
+
+def test_a_live_vehicle_drives_on_from_where_its_vehicle_is():
+    profile = [0.0] * 10 + [72.0] * 50
+    model = SimulatedVehicle(profile, start=Location(latitude=48.1, longitude=11.5), heading_deg=0,
+                             odometer_km=1000.0)
+    for _ in range(12):  # driven into the cycle before anyone reads it
+        model.step(1.0)
+    now = [100.0]
+    car = LiveVehicle(model, lambda: now[0])
+    assert car.advance().elapsed_s == 12.0  # not back to the start, nor held until second 12
+    before = car.vehicle.state.odometer_km
+    now[0] += 5.0
+    state = car.advance()
+    assert state.elapsed_s == 17.0 and state.speed_kmh == 72.0
+    assert math.isclose(state.odometer_km - before, 0.1, rel_tol=1e-9)  # 5 s at 20 m/s
