@@ -40,6 +40,25 @@ def ingest(
 
 
 @app.command()
+def faults(
+    cars: int = typer.Option(50, min=1, max=500, help="Agents (each its own spool and broker identity)."),
+    case: list[str] = typer.Option(None, help="Run only these cases (repeat); default: all of them."),
+    ingest_down_s: float = typer.Option(120.0, min=1, help="How long the ingest stays away."),
+    reference: bool = typer.Option(True, help="Also run each case with the PUBACK-only agent."),
+) -> None:
+    """Readings measured against readings stored while the broker is killed, restarted or loses
+    its persistence file, and while the ingest is away or not started yet; beside the agent that
+    forgets events at the broker's acknowledgement."""
+    from bench.faults import CASES, main
+
+    unknown = sorted(set(case or ()) - set(CASES))
+    if unknown:
+        raise typer.BadParameter(f"unknown case {', '.join(unknown)}; cases: {', '.join(CASES)}",
+                                 param_hint="--case")
+    main(cars, list(case or CASES), ingest_down_s, reference)
+
+
+@app.command()
 def rewards(
     vehicles: int = typer.Option(100_000, min=100, help="Vehicles in the synthetic network."),
     proofs: int = typer.Option(200, min=1, help="Payout proofs to sample and verify."),
