@@ -3,8 +3,10 @@ publishing their signed events at a steady rate or as fast as the broker takes t
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,16 +16,52 @@ import paho.mqtt.client as mqtt
 from connections.errors import BrokerRefused
 from connections.mqtt import connect, disconnect, make_client
 from protocol.endpoint import MqttEndpoint
+from protocol.envelope import split_event_id
+from protocol.receipts import BootReceipt, ReceiptError, parse_receipt
+from protocol.topics import Channel, device_topic
 from simulators.fleet import SimCar, drive_events
 
 
-def connect_device(endpoint: MqttEndpoint, client_id: str, timeout_s: float = 10.0) -> mqtt.Client:
-    """A connected MQTT v5 client; raises BrokerRefused if the CONNACK is a refusal."""
+def connect_device(endpoint: MqttEndpoint, client_id: str, timeout_s: float = 10.0,
+                   subscriptions: Sequence[tuple[str, int]] = ()) -> mqtt.Client:
+    """A connected MQTT v5 client (subscribed to ``subscriptions``); raises BrokerRefused if
+    the CONNACK or a SUBACK is a refusal."""
     client = make_client(endpoint, client_id)
     client.max_queued_messages_set(0)
     client.max_inflight_messages_set(100)
-    connect(client, endpoint, timeout_s=timeout_s)
+    connect(client, endpoint, subscriptions=subscriptions, timeout_s=timeout_s)
     return client
+
+
+@dataclass
+class ReceiptTally:
+    """Which published events the network's receipts settled (docs/protocol.md, "Receipts")."""
+
+    published: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
+    receipts: dict[str, list[BootReceipt]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def sent(self, device_id: str, payload: bytes) -> None:
+        parts = split_event_id(str(json.loads(payload).get("id", "")))
+        if parts is not None:
+            with self._lock:
+                self.published.setdefault(device_id, set()).add(parts)
+
+    def heard(self, device_id: str, payload: bytes) -> None:
+        try:
+            boots = parse_receipt(payload)
+        except ReceiptError:
+            return
+        with self._lock:
+            self.receipts.setdefault(device_id, []).extend(boots)
+
+    def settled(self) -> tuple[int, int]:
+        """(events a receipt settled, events published)."""
+        with self._lock:
+            total = sum(len(events) for events in self.published.values())
+            settled = sum(1 for device, events in self.published.items() for boot, seq in events
+                          if any(r.boot == boot and r.covers(seq) for r in self.receipts.get(device, ())))
+        return settled, total
 
 
 @dataclass
@@ -32,6 +70,9 @@ class Publisher:
     every PUBACK and raises if the broker refused a message (MQTT 5 reason code >= 0x80)."""
 
     endpoint_for: Callable[[SimCar], MqttEndpoint]
+    #: Subscribe each car to its receipts and tally them (a simulated car has no spool: what
+    #: no receipt settles is only reported, not sent again).
+    tally: ReceiptTally | None = None
     _clients: dict[str, mqtt.Client] = field(default_factory=dict)
     _pending: list[mqtt.MQTTMessageInfo] = field(default_factory=list)
     _refused: list[str] = field(default_factory=list)
@@ -39,8 +80,13 @@ class Publisher:
     def _client(self, car: SimCar) -> mqtt.Client:
         client = self._clients.get(car.device_id)
         if client is None:
-            client = connect_device(self.endpoint_for(car), car.device_id)
+            receipts = device_topic(car.device_id, Channel.RECEIPTS)
+            client = connect_device(self.endpoint_for(car), car.device_id,
+                                    subscriptions=[(receipts, 1)] if self.tally else ())
             client.on_publish = self._on_publish
+            tally = self.tally
+            if tally is not None:
+                client.on_message = lambda _c, _u, m, d=car.device_id: tally.heard(d, bytes(m.payload))
             self._clients[car.device_id] = client
         return client
 
@@ -50,6 +96,19 @@ class Publisher:
 
     def publish(self, car: SimCar, topic: str, payload: bytes) -> None:
         self._pending.append(self._client(car).publish(topic, payload, qos=1))
+        if self.tally is not None:
+            self.tally.sent(car.device_id, payload)
+
+    def wait_settled(self, timeout_s: float) -> tuple[int, int]:
+        """Wait up to ``timeout_s`` for receipts to settle every published event; returns
+        (settled, published)."""
+        assert self.tally is not None, "a publisher without a receipt tally"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            settled, total = self.tally.settled()
+            if settled == total or time.monotonic() >= deadline:
+                return settled, total
+            time.sleep(0.2)
 
     def flush(self, timeout_s: float = 60.0) -> None:
         for info in self._pending:

@@ -53,6 +53,19 @@ def test_sim_fleet_registers_cars_and_their_events_are_stored(local_stack, datab
          "--seed", "11"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "published 120 events from 3 cars" in result.stdout
-    wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 120, 30, "120 events")
+    assert "the network's receipts settled 120 of 120 events" in result.stdout
+    assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 120  # receipts follow commits
     assert scalar(database_url, "SELECT count(DISTINCT device_id) FROM telemetry_events") == 3
     assert scalar(database_url, "SELECT count(*) FROM quarantine") == 0
+
+
+def test_sim_fleet_says_what_no_ingest_confirmed(local_stack, database_url):
+    """No ingest subscribed: the broker keeps nothing, and a simulated car has no spool. The
+    fleet says so, and how to avoid it, instead of leaving the user with an empty database."""
+    env = {**os.environ, **local_stack.env(), "MOTUS_DATABASE_URL": database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "motus", "sim", "fleet", "--cars", "2", "--rate", "20", "--seconds", "1",
+         "--seed", "12", "--settle-s", "2"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "the network's receipts settled 0 of 20 events" in result.stdout
+    assert "Is `motus ingest run` running?" in result.stderr
