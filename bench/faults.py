@@ -186,7 +186,8 @@ class CaseResult:
     stored: int
     lost: int
     duplicated: int
-    recovery_s: float
+    #: None: what was measured before the fault's end never all arrived.
+    recovery_s: float | None
     spooled_left: int
 
     @property
@@ -211,10 +212,36 @@ def _all_stored(database_url: str, wanted: dict[str, list[int]]) -> bool:
     return all(set(markers) <= set(stored.get(device, ())) for device, markers in wanted.items())
 
 
+def _stored_count(database_url: str, device_ids: Iterable[str]) -> int:
+    return sum(sum(counts.values()) for counts in stored_markers(database_url, device_ids).values())
+
+
+def _settle(stage: FaultStage, fleet: Fleet, wanted: dict[str, list[int]], timeout_s: float,
+            quiet_s: float = 5.0) -> bool:
+    """Wait until everything ``wanted`` is stored (True), or the cars hold nothing more to send
+    and nothing new was stored for ``quiet_s`` (False: what is missing is lost), or the timeout."""
+    url = stage.database_url
+    last = (-1, time.monotonic())
+
+    def done() -> bool:
+        nonlocal last
+        if _all_stored(url, wanted):
+            return True
+        count, now = _stored_count(url, wanted), time.monotonic()
+        if count != last[0]:
+            last = (count, now)
+            return False
+        return fleet.spooled_events() == 0 and now - last[1] >= quiet_s
+
+    poll_until(done, timeout_s, interval_s=0.5)
+    return _all_stored(url, wanted)
+
+
 def run_case(stage: FaultStage, case: FaultCase, fleet_for: Callable[[FaultStage, str], Fleet],
              timing: CaseTiming, *, load_after_s: float = 3.0, timeout_s: float = 600.0) -> CaseResult:
     """One case on ``stage``: a broker without sessions, a new ingest group, the cars publishing,
-    the fault, then the accounting once everything measured is stored (or ``timeout_s``)."""
+    the fault, then the accounting once everything measured is stored, or the cars have nothing
+    left to send and nothing more arrives (what is missing then is lost), or ``timeout_s``."""
     stage.stop_ingest()
     stage.restart_broker(signal.SIGTERM, pause_s=0.0, forget_persistence=True)
     stage.new_group()
@@ -225,13 +252,12 @@ def run_case(stage: FaultStage, case: FaultCase, fleet_for: Callable[[FaultStage
         case.act(stage, timing)
         fault_end = time.monotonic()
         before = fleet.measured()
-        poll_until(lambda: _all_stored(stage.database_url, before), timeout_s, interval_s=0.2)
-        recovery_s = time.monotonic() - fault_end
+        recovered = _settle(stage, fleet, before, timeout_s)
+        recovery_s = time.monotonic() - fault_end if recovered else None
         time.sleep(load_after_s)
         fleet.stop_measuring()
         measured = fleet.measured()
-        poll_until(lambda: _all_stored(stage.database_url, measured) and fleet.spooled_events() == 0,
-                   timeout_s, interval_s=0.2)
+        _settle(stage, fleet, measured, timeout_s)
         time.sleep(2 * stage.batch_seconds + 0.5)  # a late copy would be stored by now
         stored = stored_markers(stage.database_url, measured)
         left = fleet.spooled_events()
@@ -317,7 +343,8 @@ class InProcessFleet:
 
 def fleet_of(cars: int, receipts: bool) -> Callable[[FaultStage, str], Fleet]:
     def make(stage: FaultStage, tag: str) -> Fleet:
-        return InProcessFleet(stage, tag, cars, receipts=receipts)
+        return InProcessFleet(stage, f"{tag}-{'receipts' if receipts else 'puback'}", cars,
+                              receipts=receipts)
     return make
 
 
@@ -345,6 +372,14 @@ def run(cars: int, case_names: list[str], timing: CaseTiming, *,
     return ours, theirs
 
 
+def _max_recovery(results: list[CaseResult]) -> float | None:
+    """The slowest recovery; None when a case never recovered."""
+    times = [r.recovery_s for r in results]
+    if any(t is None for t in times):
+        return None
+    return round(max((t for t in times if t is not None), default=0.0), 1)
+
+
 def summary(results: list[CaseResult], reference: list[CaseResult]) -> dict[str, Any]:
     return {
         "cases": [r.name for r in results],
@@ -353,8 +388,8 @@ def summary(results: list[CaseResult], reference: list[CaseResult]) -> dict[str,
         "readings_stored": sum(r.stored for r in results),
         "lost": sum(r.lost for r in results),
         "duplicated": sum(r.duplicated for r in results),
-        "max_recovery_s": round(max((r.recovery_s for r in results), default=0.0), 1),
-        "recovery_s": {r.name: round(r.recovery_s, 1) for r in results},
+        "max_recovery_s": _max_recovery(results),
+        "recovery_s": {r.name: None if r.recovery_s is None else round(r.recovery_s, 1) for r in results},
         "reference_puback_only": {
             "readings_measured": sum(r.measured for r in reference),
             "lost": sum(r.lost for r in reference),
@@ -370,8 +405,9 @@ def report(results: list[CaseResult], reference: list[CaseResult]) -> None:
         table.add_column(column, justify="left" if column == "case" else "right", no_wrap=True)
     lost_before = {r.name: f"{r.lost:,} of {r.measured:,}" for r in reference}
     for r in results:
+        recovery = "never" if r.recovery_s is None else f"{r.recovery_s:.1f}"
         table.add_row(r.name, f"{r.measured:,}", f"{r.stored:,}", str(r.lost), str(r.duplicated),
-                      f"{r.recovery_s:.1f}", lost_before.get(r.name, "not run"))
+                      recovery, lost_before.get(r.name, "not run"))
     console.print(table)
     console.print("recovery: from the fault's end until every reading measured before it is stored;\n"
                   "PUBACK only: the same case with events forgotten at the broker's acknowledgement")
