@@ -62,7 +62,8 @@ def run(
         worker.close()
     typer.echo(
         f"received {totals.received} events, stored {totals.stored} ({totals.readings} readings), "
-        f"duplicates {totals.duplicates}, quarantined {sum(totals.quarantined.values())}"
+        f"duplicates {totals.duplicates}, quarantined {sum(totals.quarantined.values())}, "
+        f"readings refused {sum(totals.readings_refused.values())}"
     )
 
 

@@ -63,6 +63,8 @@ class IngestTotals:
     resent: int = 0
     receipts: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
+    #: Readings refused on their own, by reason (their events are stored).
+    readings_refused: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: BatchResult, rejected: list[Rejected], received: int) -> None:
         self.received += received
@@ -71,6 +73,7 @@ class IngestTotals:
         self.duplicates += result.duplicates
         self.resent += result.resent
         self.quarantined.update(str(r.reason) for r in rejected)
+        self.readings_refused.update(result.readings_refused or {})
 
 
 class IngestWorker:
@@ -205,10 +208,15 @@ class IngestWorker:
         metrics.RESENT.inc(result.resent)
         for reject in rejected:
             metrics.QUARANTINED.labels(reason=str(reject.reason)).inc()
+        for reason, n in (result.readings_refused or {}).items():
+            metrics.QUARANTINED_READINGS.labels(reason=reason).inc(n)
         metrics.BATCH_EVENTS.observe(len(batch))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         for reject in rejected:
             log.warning("quarantined %s from %s: %s", reject.reason, reject.device_id, reject.detail)
+        if result.readings_refused:
+            log.warning("quarantined readings of stored events: %s", ", ".join(
+                f"{n} {reason}" for reason, n in sorted(result.readings_refused.items())))
 
     def _send_receipts(self, stored: list[Accepted], refused: list[Rejected]) -> None:
         """QoS 1 to each device's own receipts topic; one lost on the way (the device offline)
@@ -288,6 +296,7 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
     except psycopg.Error as batch_error:
         log.error("batch refused by the database (%s); writing event by event", batch_error)
     stored = duplicates = readings = resent = 0
+    readings_refused: Counter[str] = Counter()
     refused = list(rejected)
     for event in accepted:
         try:
@@ -305,6 +314,7 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
             duplicates += single.duplicates
             readings += single.readings_stored
             resent += single.resent
+            readings_refused.update(single.readings_refused or {})
     store.write([], refused)
     return BatchResult(stored, duplicates, readings, quarantined=len(refused), resent=resent,
-                       store_rejects=tuple(refused[len(rejected):]))
+                       store_rejects=tuple(refused[len(rejected):]), readings_refused=dict(readings_refused))

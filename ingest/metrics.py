@@ -20,6 +20,9 @@ RECEIPTS = Counter("motus_ingest_receipts", "Receipts published to devices after
 QUARANTINED = Counter(
     "motus_ingest_quarantined_events", "Events rejected into quarantine", ["reason"]
 )
+QUARANTINED_READINGS = Counter(
+    "motus_ingest_quarantined_readings", "Readings refused on their own (their event stored)", ["reason"]
+)
 BATCH_EVENTS = Histogram(
     "motus_ingest_batch_events", "Events per committed batch",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),

@@ -1,8 +1,10 @@
 """The pure core of ingest: one MQTT message in, an accepted event or a rejection out.
 
 Order of checks (docs/protocol.md, "What the network checks"): size, JSON, topic, envelope,
-topic/source agreement, device known and not revoked, signature, catalog and clock, pairing.
-Nothing here does I/O or reads the clock; device records come from ``lookup``.
+topic/source agreement, device known and not revoked, signature, the event's time, each reading
+against the catalog and the clock, pairing. A reading that fails is refused on its own: the
+event is accepted with the others. Nothing here does I/O or reads the clock; device records
+come from ``lookup``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ from enum import StrEnum
 from uuid import UUID
 
 from protocol.catalog import Catalog
-from protocol.envelope import TelemetryEvent, parse_json_object, validate_event
+from protocol.envelope import (
+    ReadingRefusal,
+    TelemetryData,
+    TelemetryEvent,
+    parse_json_object,
+    validate_envelope,
+)
 from protocol.errors import Reason, RejectedMessage
 from protocol.signing import verify_document
 from protocol.topics import Channel, parse_device_topic
-from protocol.validation import check_readings
+from protocol.validation import check_event_time, sort_readings
 from registry.records import DeviceRecord
 
 
@@ -46,6 +54,9 @@ class Accepted:
     #: The broker re-sent it to us (MQTT DUP flag): a copy of it may already be stored. A copy
     #: without the flag is the device sending it again (it missed the receipt).
     redelivered: bool = False
+    #: Readings refused on their own (``event`` holds the others), quarantined with the event
+    #: the first time it is stored.
+    refused_readings: tuple[ReadingRefusal, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -82,7 +93,8 @@ def process_message(
         if channel is not Channel.TELEMETRY:
             return reject(Reason.BAD_TOPIC, f"{channel.value} messages are not telemetry")
         document = parse_json_object(payload)
-        event = validate_event(document)
+        envelope = validate_envelope(document)
+        event = envelope.event
         if event.source != topic_device:
             return reject(
                 Reason.TOPIC_MISMATCH,
@@ -94,9 +106,13 @@ def process_message(
         if device.revoked:
             return reject(DeviceReason.REVOKED_DEVICE, f"device {event.source!r} is revoked")
         verify_document(document, topic, device.public_key)
-        check_readings(event, catalog, now)
+        check_event_time(event, now)
     except RejectedMessage as error:
         return reject(error.reason, error.detail)
     if device.vehicle_id is None:
         return reject(DeviceReason.UNPAIRED_DEVICE, f"device {event.source!r} has no vehicle")
-    return Accepted(event, device.vehicle_id, topic, payload, redelivered)
+    good, refused = sort_readings(event.data.signals, envelope.positions, catalog, now)
+    if refused:
+        event = event.model_copy(update={"data": TelemetryData(signals=good)})
+    refusals = tuple(sorted([*envelope.refused, *refused], key=lambda r: r.index))
+    return Accepted(event, device.vehicle_id, topic, payload, redelivered, refusals)

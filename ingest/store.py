@@ -15,6 +15,8 @@ from psycopg.types.json import Jsonb
 
 from ingest.pipeline import Accepted, Rejected
 from ingest.rows import ReadingRows, reading_rows
+from protocol import jcs
+from protocol.errors import ProtocolError
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class BatchResult:
     #: Quarantined because the database refused them, already written to the quarantine with
     #: the batch; counted in ``quarantined``.
     store_rejects: tuple[Rejected, ...] = ()
+    #: Readings refused on their own in the events stored now (reason -> count), quarantined.
+    readings_refused: dict[str, int] | None = None
 
 
 _INCOMING = """
@@ -80,12 +84,14 @@ class TelemetryStore:
             self._invalidate_rollups(rows)
             self._upsert_latest(rows)
             self._quarantine(rejected)
+            refused = self._quarantine_readings(fresh)
         return BatchResult(
             events_stored=len(fresh),
             duplicates=len(stored_before),
             readings_stored=rows.count,
             quarantined=len(rejected),
             resent=sum(1 for a in stored_before if not a.redelivered),
+            readings_refused=refused,
         )
 
     def _ensure_partitions(self, days: set[date]) -> None:
@@ -170,6 +176,29 @@ class TelemetryStore:
                 [(r.topic, r.device_id, r.event_id, str(r.reason), r.detail, r.payload)
                  for r in rejected],
             )
+
+
+    def _quarantine_readings(self, fresh: Sequence[Accepted]) -> dict[str, int]:
+        """The refused readings of events stored for the first time (a copy adds none)."""
+        rows = [(a.topic, a.event.source, a.event.id, str(r.reason), r.detail, _reading_json(r.raw), r.index)
+                for a in fresh for r in a.refused_readings]
+        if not rows:
+            return {}
+        with self.conn.cursor() as cur:
+            _copy_binary(
+                cur, "quarantine (topic, device_id, event_id, reason, detail, payload, reading)",
+                ["text", "text", "text", "text", "text", "bytea", "int4"], rows)
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row[3]] = counts.get(row[3], 0) + 1
+        return counts
+
+
+def _reading_json(raw: object) -> bytes:
+    try:
+        return jcs.dumps(raw)
+    except (TypeError, ValueError, ProtocolError):
+        return repr(raw).encode()  # not JSON-encodable as it is (a non-finite number)
 
 
 @dataclass(frozen=True, slots=True)

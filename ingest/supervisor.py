@@ -52,9 +52,9 @@ def _worker_main(index: int, idle_exit_s: float | None) -> None:
         totals = worker.run(stop, idle_exit_s=idle_exit_s)
     finally:
         worker.close()
-    log.info("received %d events, stored %d (%d readings), duplicates %d, quarantined %d",
-             totals.received, totals.stored, totals.readings, totals.duplicates,
-             sum(totals.quarantined.values()))
+    log.info("received %d events, stored %d (%d readings), duplicates %d, quarantined %d, "
+             "readings refused %d", totals.received, totals.stored, totals.readings, totals.duplicates,
+             sum(totals.quarantined.values()), sum(totals.readings_refused.values()))
 
 
 class Supervisor:

@@ -30,7 +30,6 @@ class Privilege(StrEnum):
     NON_LOCATION = "non-location"
 
 
-INTEGRAL_VSS_TYPES = frozenset({"boolean", "uint8", "int8", "uint16", "int16", "uint32", "int32"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +92,9 @@ class SignalSpec:
     obd: ObdDecode | None = None
 
     @property
-    def integral(self) -> bool:
-        """VSS booleans and integer types must carry whole numbers (booleans: 0 or 1)."""
-        return self.vss_datatype in INTEGRAL_VSS_TYPES
+    def boolean(self) -> bool:
+        """A VSS boolean: 0 or 1 on the wire."""
+        return self.vss_datatype == "boolean"
 
     def in_range(self, value: float) -> bool:
         if not math.isfinite(value):

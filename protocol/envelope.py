@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -20,10 +21,18 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from protocol import jcs
-from protocol.errors import EventTooLarge, InvalidEnvelope, MalformedEvent, Reason
+from protocol.errors import (
+    EventTooLarge,
+    InvalidEnvelope,
+    InvalidSignal,
+    MalformedEvent,
+    Reason,
+    ValueOutOfBounds,
+)
 from protocol.limits import (
     MAX_ABS_NUMBER,
     MAX_BOOT_ID_CHARS,
@@ -42,7 +51,12 @@ _EVENT_ID = re.compile(rf"([A-Za-z0-9_-]{{1,{MAX_BOOT_ID_CHARS}}}):(0|[1-9][0-9]
 
 
 def _to_datetime(value: Any) -> Any:
-    return parse_timestamp(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return parse_timestamp(value)
+    if isinstance(value, datetime):
+        return value
+    # One rule, docs/protocol.md "Timestamps": numbers (epoch seconds or milliseconds?) are refused.
+    raise ValueError("timestamps are RFC 3339 strings like 2026-11-21T08:30:00Z, not numbers")
 
 
 Timestamp = Annotated[
@@ -91,11 +105,11 @@ class SignalReading(BaseModel):
             if not math.isfinite(value):
                 raise ValueError("numbers must be finite")
             if abs(value) >= MAX_ABS_NUMBER:
-                raise ValueError("numbers must be below 2^53 in magnitude (I-JSON, RFC 7493)")
+                raise ValueOutOfBounds("numbers must be below 2^53 in magnitude (I-JSON, RFC 7493)")
             return float(value)
         if isinstance(value, str):
             if len(value) > MAX_STRING_VALUE_CHARS:
-                raise ValueError(f"strings are at most {MAX_STRING_VALUE_CHARS} characters")
+                raise ValueOutOfBounds(f"strings are at most {MAX_STRING_VALUE_CHARS} characters")
             if "\x00" in value:
                 raise ValueError("strings must not contain NUL characters")
             return value
@@ -107,13 +121,33 @@ class SignalReading(BaseModel):
 class TelemetryData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    signals: list[SignalReading] = Field(min_length=1)
+    #: On the wire 1 to 2000 readings (``validate_envelope`` checks); after validation only the
+    #: valid ones, possibly none.
+    signals: list[SignalReading]
+
+
+#: CloudEvents 1.0 attribute names: lower-case ASCII letters and digits (spec section "Attribute
+#: Naming Convention"); extension values are strings, integers or booleans in JSON.
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,64}")
+_INTEGER_RANGE = (-(2**31), 2**31 - 1)  # CloudEvents "Integer": 32-bit signed
+
+
+def _check_extension(name: str, value: Any) -> None:
+    if not _ATTRIBUTE_NAME.fullmatch(name):
+        raise ValueError(f"attribute {name!r}: CloudEvents names are lower-case letters and digits")
+    if isinstance(value, bool | str):
+        return
+    if isinstance(value, int) and _INTEGER_RANGE[0] <= value <= _INTEGER_RANGE[1]:
+        return
+    raise ValueError(f"extension attribute {name!r}: a string, a 32-bit integer or a boolean")
 
 
 class TelemetryEvent(BaseModel):
     """A validated telemetry event. ``signature`` is None only before signing."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Extension attributes (CloudEvents 1.0) are kept, checked by ``_extensions`` and signed
+    # like every member; ``signature`` is this protocol's own extension.
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     specversion: Literal["1.0"]
     type: Literal["motus.telemetry.v1"]
@@ -121,8 +155,17 @@ class TelemetryEvent(BaseModel):
     id: str
     time: Timestamp
     datacontenttype: Literal["application/json"] = DATA_CONTENT_TYPE
+    #: Optional CloudEvents attributes: what the event is about, and the schema of ``data``.
+    subject: str | None = Field(default=None, min_length=1, max_length=256)
+    dataschema: str | None = Field(default=None, min_length=1, max_length=1024)
     data: TelemetryData
     signature: str | None = None
+
+    @model_validator(mode="after")
+    def _extensions(self) -> TelemetryEvent:
+        for name, value in (self.model_extra or {}).items():
+            _check_extension(name, value)
+        return self
 
     @field_validator("id")
     @classmethod
@@ -145,6 +188,53 @@ class TelemetryEvent(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingRefusal:
+    """One reading refused on its own: where it was, why, and the reading as it came."""
+
+    index: int
+    name: str | None
+    reason: Reason
+    detail: str
+    raw: Any
+
+
+def _refusal(index: int, raw: Any, exc: ValidationError) -> ReadingRefusal:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    name = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
+    label = f"data.signals.{index}" + (f" ({name})" if name else "")
+    reason = Reason.INVALID_READING
+    if first["loc"][:1] == ("value",):
+        bounded = first["type"] in {"less_than_equal", "greater_than_equal", "less_than", "greater_than"}
+        beyond = isinstance((first.get("ctx") or {}).get("error"), ValueOutOfBounds)
+        reason = Reason.OUT_OF_RANGE if bounded or beyond else Reason.WRONG_VALUE_TYPE
+    return ReadingRefusal(index, name, reason, f"{label}: {where or 'reading'}: {first['msg']}", raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A validated envelope: the event with the readings shaped like readings, where each of
+    them stood in ``data.signals`` (``positions``), and the readings refused for their shape."""
+
+    event: TelemetryEvent
+    positions: list[int]
+    refused: list[ReadingRefusal]
+
+
+def _sort_raw_readings(raw_signals: list[Any]) -> tuple[list[SignalReading], list[int], list[ReadingRefusal]]:
+    good: list[SignalReading] = []
+    positions: list[int] = []
+    refused: list[ReadingRefusal] = []
+    for index, raw in enumerate(raw_signals):
+        try:
+            good.append(SignalReading.model_validate(raw))
+            positions.append(index)
+        except ValidationError as exc:
+            refused.append(_refusal(index, raw, exc))
+    return good, positions, refused
+
+
 def event_id(boot_id: str, seq: int) -> str:
     return f"{boot_id}:{seq}"
 
@@ -161,6 +251,8 @@ def build_event(
     *, device_id: str, boot_id: str, seq: int, time: datetime, signals: list[SignalReading]
 ) -> TelemetryEvent:
     """An unsigned event; sign it with ``protocol.signing.sign_event``."""
+    if not signals:
+        raise ValueError("an event carries at least one reading")
     return TelemetryEvent(
         specversion=SPEC_VERSION,
         type=TELEMETRY_TYPE,
@@ -209,17 +301,34 @@ def _describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def validate_event(document: dict[str, Any]) -> TelemetryEvent:
-    """The envelope's shape; the signal names and values are checked by ``protocol.validation``."""
+def validate_envelope(document: dict[str, Any]) -> Envelope:
+    """The envelope's shape, whole or not at all (InvalidEnvelope); its readings one by one:
+    the event keeps those shaped like a reading, the others come back as refusals. Names and
+    values against the catalog are ``protocol.validation``'s."""
     data = document.get("data")
-    if isinstance(data, dict):
-        signals = data.get("signals")
-        if isinstance(signals, list) and len(signals) > MAX_SIGNALS_PER_EVENT:
-            raise InvalidEnvelope(
-                f"event has {len(signals)} signals, the limit is {MAX_SIGNALS_PER_EVENT}",
-                Reason.TOO_MANY_SIGNALS,
-            )
+    signals = data.get("signals") if isinstance(data, dict) else None
+    if not isinstance(signals, list):
+        raise InvalidEnvelope("data.signals: a list of readings is required")
+    if not signals:
+        raise InvalidEnvelope("data.signals: an event carries at least one reading")
+    if len(signals) > MAX_SIGNALS_PER_EVENT:
+        raise InvalidEnvelope(
+            f"event has {len(signals)} signals, the limit is {MAX_SIGNALS_PER_EVENT}",
+            Reason.TOO_MANY_SIGNALS,
+        )
+    good, positions, refused = _sort_raw_readings(signals)
+    assert isinstance(data, dict)
     try:
-        return TelemetryEvent.model_validate(document)
+        event = TelemetryEvent.model_validate({**document, "data": {**data, "signals": good}})
     except ValidationError as exc:
         raise InvalidEnvelope(_describe(exc)) from exc
+    return Envelope(event, positions, refused)
+
+
+def validate_event(document: dict[str, Any]) -> TelemetryEvent:
+    """The whole event or nothing: ``validate_envelope``, raising InvalidSignal (with its reason)
+    for the first reading refused."""
+    envelope = validate_envelope(document)
+    if envelope.refused:
+        raise InvalidSignal(envelope.refused[0].detail, envelope.refused[0].reason)
+    return envelope.event

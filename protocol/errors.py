@@ -19,6 +19,8 @@ class Reason(StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     MISSING_SIGNATURE = "missing_signature"
     BAD_SIGNATURE = "bad_signature"
+    #: A reading that is not {name, timestamp, value} of the right shapes (per reading).
+    INVALID_READING = "invalid_reading"
     UNKNOWN_SIGNAL = "unknown_signal"
     WRONG_VALUE_TYPE = "wrong_value_type"
     OUT_OF_RANGE = "out_of_range"
@@ -66,3 +68,8 @@ class SignatureError(RejectedMessage):
 
 class InvalidSignal(RejectedMessage):
     reason = Reason.UNKNOWN_SIGNAL
+
+
+class ValueOutOfBounds(ProtocolError, ValueError):
+    """A reading's value of the right JSON type beyond a protocol limit (reason ``out_of_range``);
+    a ValueError so that pydantic reports it as a validation error."""

@@ -1,4 +1,6 @@
-"""Timestamps on the wire: RFC 3339, UTC, 'Z' suffix, at most microsecond precision."""
+"""Timestamps on the wire: RFC 3339, UTC, 'Z' suffix, up to nine fractional digits (Go's
+RFC3339Nano, what DIMO's producers send); kept at PostgreSQL's microsecond precision, the digits
+beyond the sixth cut off (never rounded up into the next second)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 
-#: e.g. 2026-11-21T08:30:00Z or 2026-11-21T08:30:00.125Z
-TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z"
+#: e.g. 2026-11-21T08:30:00Z, 2026-11-21T08:30:00.125Z or 2024-06-11T15:30:00.123456789Z
+TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z"
 _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 
 
@@ -15,6 +17,9 @@ _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 def parse_timestamp(text: str) -> datetime:
     if not _TIMESTAMP.fullmatch(text):
         raise ValueError(f"timestamp {text!r} is not RFC 3339 UTC like 2026-11-21T08:30:00.125Z")
+    whole, _, fraction = text[:-1].partition(".")
+    if len(fraction) > 6:
+        text = f"{whole}.{fraction[:6]}Z"  # microseconds: the rest cut off
     return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from protocol.catalog import Catalog, SignalSpec, ValueType
-from protocol.envelope import Location, SignalReading, TelemetryEvent
+from protocol.envelope import Location, ReadingRefusal, SignalReading, TelemetryEvent
 from protocol.errors import InvalidSignal, Reason
 from protocol.limits import MAX_FUTURE_SKEW, MAX_READING_AGE
 
 
 def _check_value(index: int, reading: SignalReading, spec: SignalSpec) -> None:
     value = reading.value
-    if type(value) is float and spec.type is ValueType.FLOAT and not spec.integral and spec.in_range(value):
+    if type(value) is float and spec.type is ValueType.FLOAT and not spec.boolean and spec.in_range(value):
         return  # the common case, decided without building a message
     where = f"data.signals.{index} ({reading.name})"
     if spec.type is ValueType.LOCATION:
@@ -29,11 +29,10 @@ def _check_value(index: int, reading: SignalReading, spec: SignalSpec) -> None:
         return
     if not isinstance(value, float):
         raise InvalidSignal(f"{where}: expected a number", Reason.WRONG_VALUE_TYPE)
-    if spec.integral and not value.is_integer():
-        raise InvalidSignal(
-            f"{where}: {spec.vss_datatype} needs a whole number, got {value}",
-            Reason.WRONG_VALUE_TYPE,
-        )
+    # VSS integer types take a fraction as sent (DIMO's pipeline keeps float64 values too);
+    # a boolean is 0 or 1 (docs/protocol.md, "The event").
+    if spec.boolean and value not in (0.0, 1.0):
+        raise InvalidSignal(f"{where}: a boolean is 0 or 1, got {value}", Reason.WRONG_VALUE_TYPE)
     if not spec.in_range(value):
         raise InvalidSignal(
             f"{where}: {value} {spec.unit} is outside [{spec.min}, {spec.max}]",
@@ -56,14 +55,37 @@ def _check_time(where: str, moment: datetime, now: datetime) -> None:
 
 def check_readings(event: TelemetryEvent, catalog: Catalog, now: datetime) -> None:
     """Raise InvalidSignal (with its reason) at the first reading that breaks a rule."""
-    _check_time("time", event.time, now)
+    check_event_time(event, now)
     check_signals(event.data.signals, catalog, now)
 
 
-def check_signals(signals: Sequence[SignalReading], catalog: Catalog, now: datetime) -> None:
+def check_event_time(event: TelemetryEvent, now: datetime) -> None:
+    """The event's own ``time`` within the clock bounds: a rule of the whole event."""
+    _check_time("time", event.time, now)
+
+
+def sort_readings(signals: Sequence[SignalReading], positions: Sequence[int], catalog: Catalog,
+                  now: datetime) -> tuple[list[SignalReading], list[ReadingRefusal]]:
+    """The readings that pass the catalog and the clock, and a refusal for each other one
+    (``positions``: where each reading stood in ``data.signals``, for the refusal's detail)."""
+    good: list[SignalReading] = []
+    refused: list[ReadingRefusal] = []
+    for reading, index in zip(signals, positions, strict=True):
+        try:
+            check_signals([reading], catalog, now, first_index=index)
+        except InvalidSignal as error:
+            refused.append(ReadingRefusal(index, reading.name, error.reason, error.detail,
+                                          reading.model_dump(mode="json", exclude_none=True)))
+        else:
+            good.append(reading)
+    return good, refused
+
+
+def check_signals(signals: Sequence[SignalReading], catalog: Catalog, now: datetime,
+                  first_index: int = 0) -> None:
     """The per-reading rules of ``check_readings``, for producers checking before they sign."""
     earliest, latest = now - MAX_READING_AGE, now + MAX_FUTURE_SKEW
-    for index, reading in enumerate(signals):
+    for index, reading in enumerate(signals, start=first_index):
         spec = catalog.get(reading.name)
         if spec is None:
             raise InvalidSignal(

@@ -1,3 +1,4 @@
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -31,16 +32,23 @@ def test_hostile_messages_are_quarantined_while_good_traffic_lands(
     cars_publisher.publish(cars[2], *drives[2][0])  # a stored event sent again: a duplicate
     cars_publisher.close()
 
+    # a message whose only reading is bad: its event is stored, the reading quarantined alone
+    bad_readings = [m for m in hostile if m.event_stored]
+    assert len(bad_readings) >= 10
     totals = running_ingest.worker.totals
-    wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == 120
+    events = 120 + len(bad_readings)
+    wait_until(lambda: scalar(database_url, "SELECT count(*) FROM telemetry_events") == events
                and scalar(database_url, "SELECT count(*) FROM quarantine") == len(hostile)
                and totals.received == 120 + len(hostile) + 1, what="ingest to finish")
     with psycopg.connect(database_url) as conn:
         reasons: Counter[str] = Counter(dict(conn.execute(
             "SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall()))
-        payloads = {bytes(r[0]) for r in conn.execute("SELECT payload FROM quarantine")}
+        whole = {bytes(r[0]) for r in conn.execute("SELECT payload FROM quarantine WHERE reading IS NULL")}
+        alone = conn.execute("SELECT event_id, reading FROM quarantine WHERE reading IS NOT NULL").fetchall()
     assert reasons == Counter(m.reason for m in hostile)
-    assert payloads == {m.payload for m in hostile}
+    assert whole == {m.payload for m in hostile if not m.event_stored}
+    assert sorted(alone) == sorted((json.loads(m.payload)["id"], 0) for m in bad_readings)
     assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 120 * 9
-    assert totals.stored == 120
+    assert totals.stored == 120 + len(bad_readings)
+    assert sum(totals.readings_refused.values()) == len(bad_readings)
     assert (totals.duplicates, totals.resent) == (1, 1)

@@ -7,7 +7,7 @@ from ingest.pipeline import Accepted, Rejected, process_message
 from ingest.rows import reading_rows
 from protocol.catalog import load_catalog
 from registry.records import DeviceRecord
-from simulators.fleet import drive_events, make_fleet
+from simulators.fleet import drive_events, encode, make_fleet
 from simulators.hostile import hostile_messages
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
@@ -23,19 +23,69 @@ def run(topic, payload, devices=DEVICES):
 
 def test_hostile_corpus_is_large_and_covers_every_message_level_reason():
     assert len(HOSTILE) >= 23
-    assert {m.reason for m in HOSTILE} >= {
+    assert {m.reason for m in HOSTILE if not m.event_stored} >= {
         "malformed_json", "too_large", "invalid_envelope", "too_many_signals", "bad_signature",
-        "missing_signature", "topic_mismatch", "unknown_signal",
-        "out_of_range", "wrong_value_type", "timestamp_out_of_bounds"}
+        "missing_signature", "topic_mismatch"}
+    assert {m.reason for m in HOSTILE if m.event_stored} == {
+        "invalid_reading", "unknown_signal", "out_of_range", "wrong_value_type", "timestamp_out_of_bounds"}
 
 
-@pytest.mark.parametrize("message", HOSTILE, ids=lambda m: m.label)
-def test_each_hostile_message_is_rejected_with_its_reason(message):
+@pytest.mark.parametrize("message", [m for m in HOSTILE if not m.event_stored], ids=lambda m: m.label)
+def test_each_hostile_message_is_rejected_whole_with_its_reason(message):
     outcome = run(message.topic, message.payload)
     assert isinstance(outcome, Rejected)
     assert outcome.reason == message.reason, outcome.detail
     assert outcome.payload == message.payload  # kept whole for the quarantine
     assert outcome.detail
+
+
+@pytest.mark.parametrize("message", [m for m in HOSTILE if m.event_stored], ids=lambda m: m.label)
+def test_a_bad_reading_is_refused_on_its_own_and_its_event_accepted(message):
+    outcome = run(message.topic, message.payload)
+    assert isinstance(outcome, Accepted)
+    assert outcome.event.data.signals == []
+    [refusal] = outcome.refused_readings
+    assert (refusal.index, refusal.reason) == (0, message.reason), refusal.detail
+    assert refusal.detail.startswith("data.signals.0")
+
+
+def test_one_bad_reading_costs_only_itself():
+    """A Ruptela-like event: many good readings and one glitch; every good one is kept."""
+    at = NOW - timedelta(seconds=5)
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    readings = [{"name": "speed", "timestamp": stamp, "value": v} for v in range(40)]
+    readings.insert(17, {"name": "speed", "timestamp": stamp, "value": "glitch"})
+    readings.insert(30, {"name": "chassisAxleRow1WheelLeftTirePressure", "timestamp": stamp, "value": 231.5})
+    outcome = run(CAR.topic, encode(signed_with(readings)))
+    assert isinstance(outcome, Accepted)
+    assert [r.index for r in outcome.refused_readings] == [17]
+    assert outcome.refused_readings[0].reason == "wrong_value_type"
+    kept = outcome.event.data.signals
+    assert len(kept) == 41 and kept[29].value == 231.5  # an integer VSS type keeps its fraction
+    assert [r.value for r in kept if r.name == "speed"] == [float(v) for v in range(40)]
+
+
+def test_every_reading_refused_still_counts_the_event_once():
+    at = NOW - timedelta(seconds=5)
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    outcome = run(CAR.topic, encode(signed_with([{"name": "speed", "timestamp": stamp, "value": -1},
+                                                 {"name": "nope", "timestamp": stamp, "value": 1}])))
+    assert isinstance(outcome, Accepted)
+    assert outcome.event.data.signals == []
+    assert [(r.index, r.reason) for r in outcome.refused_readings] == [
+        (0, "out_of_range"), (1, "unknown_signal")]
+
+
+def signed_with(readings: list[dict[str, object]], seq: int = 900) -> dict[str, object]:
+    from protocol.envelope import SignalReading, build_event
+    from protocol.signing import sign_document
+
+    at = NOW - timedelta(seconds=5)
+    event = build_event(device_id=CAR.device_id, boot_id="glitch", seq=seq, time=at,
+                        signals=[SignalReading(name="speed", timestamp=at, value=1)])
+    document = event.to_wire()
+    document["data"] = {"signals": readings}
+    return sign_document(document, CAR.topic, CAR.key)
 
 
 def test_honest_drive_is_accepted_with_its_vehicle():
@@ -86,3 +136,37 @@ def test_rows_split_by_type_and_keep_the_newest_value():
     assert rows.text == []
     newest = {name: ts for names in rows.latest.values() for name, (ts, _v, _d) in names.items()}
     assert set(newest.values()) == {start + timedelta(seconds=3)}
+
+
+def with_attributes(**attributes: object) -> dict[str, object]:
+    from protocol.signing import sign_document
+
+    at = NOW - timedelta(seconds=5)
+    document = {k: v for k, v in signed_with([{"name": "speed", "timestamp": at.strftime(
+        "%Y-%m-%dT%H:%M:%S.123456789Z"), "value": 42}], seq=901).items() if k != "signature"}
+    return sign_document({**document, **attributes}, CAR.topic, CAR.key)
+
+
+def test_optional_and_extension_cloudevents_attributes_are_accepted_and_signed():
+    document = with_attributes(subject="0x5e31bBc786D7bEd95216383787deA1ab0f1c1897",
+                               dataschema="dimo.zone.status/v2.0", producer="did:nft:137:0xabc_42",
+                               dataversion="r1", tokenid=42, live=True)
+    outcome = run(CAR.topic, encode(document))
+    assert isinstance(outcome, Accepted), outcome
+    assert outcome.event.subject == "0x5e31bBc786D7bEd95216383787deA1ab0f1c1897"
+    assert outcome.event.data.signals[0].timestamp.microsecond == 123456
+    tampered = {**document, "producer": "someone else"}  # the signature covers extensions too
+    assert run(CAR.topic, encode(tampered)).reason == "bad_signature"
+
+
+@pytest.mark.parametrize(("attributes", "says"), [
+    ({"vehicleTokenId": 42}, "lower-case letters and digits"),
+    ({"extra": {"nested": 1}}, "a string, a 32-bit integer or a boolean"),
+    ({"big": 2**40}, "a string, a 32-bit integer or a boolean"),
+    ({"subject": ""}, "subject"),
+])
+def test_attributes_cloudevents_does_not_allow_are_refused_whole(attributes, says):
+    outcome = run(CAR.topic, encode(with_attributes(**attributes)))
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason == "invalid_envelope"
+    assert says in outcome.detail

@@ -137,10 +137,30 @@ def test_timestamps_round_trip(moment):
 
 
 @pytest.mark.parametrize("text", ["2026-11-21T08:30:00+00:00", "2026-11-21 08:30:00Z",
-                                  "2026-11-21T08:30:00.1234567Z", "2026-11-21T08:30:00"])
+                                  "2026-11-21T08:30:00.1234567891Z", "2026-11-21T08:30:00",
+                                  "2026-11-21T08:30:00.Z"])
 def test_timestamps_other_than_rfc3339_utc_z_are_refused(text):
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_timestamp(text)
+
+
+@pytest.mark.parametrize(("text", "microsecond"), [
+    ("2024-06-11T15:30:00.123456789Z", 123456),  # Go's RFC3339Nano, as DIMO's producers send
+    ("2024-06-11T15:30:00.999999999Z", 999999),  # cut, never rounded into the next second
+    ("2024-06-11T15:30:00.1234567Z", 123456),
+    ("2024-06-11T15:30:00.5Z", 500000),
+])
+def test_up_to_nine_fractional_digits_are_kept_to_the_microsecond(text, microsecond):
+    moment = parse_timestamp(text)
+    assert (moment.second, moment.microsecond) == (0, microsecond)
+
+
+@pytest.mark.parametrize("value", [1718119800, 1718119800000, 1718119800.5])
+def test_epoch_numbers_are_not_timestamps(value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="RFC 3339 strings"):
+        SignalReading(name="speed", timestamp=value, value=1)
 
 
 @pytest.mark.parametrize("value", [True, float("nan"), float("inf"), 2.0**53, "a\x00b", "x" * 1025,
