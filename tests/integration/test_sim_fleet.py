@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from simulators.fleet import make_fleet
 from simulators.publisher import Publisher, publish_paced
-from tests.fixtures.helpers import scalar, wait_until
+from tests.fixtures.helpers import scalar
 
 
 class FakeClock:
