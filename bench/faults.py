@@ -238,10 +238,13 @@ def _settle(stage: FaultStage, fleet: Fleet, wanted: dict[str, list[int]], timeo
 
 
 def run_case(stage: FaultStage, case: FaultCase, fleet_for: Callable[[FaultStage, str], Fleet],
-             timing: CaseTiming, *, load_after_s: float = 3.0, timeout_s: float = 600.0) -> CaseResult:
+             timing: CaseTiming, *, load_after_s: float = 3.0, timeout_s: float = 600.0,
+             recovery: bool = True) -> CaseResult:
     """One case on ``stage``: a broker without sessions, a new ingest group, the cars publishing,
     the fault, then the accounting once everything measured is stored, or the cars have nothing
-    left to send and nothing more arrives (what is missing then is lost), or ``timeout_s``."""
+    left to send and nothing more arrives (what is missing then is lost), or ``timeout_s``.
+    ``recovery``: also wait, under load, until what was measured before the fault's end is all
+    stored (a side that loses readings never gets there: it waits ``timeout_s``)."""
     stage.stop_ingest()
     stage.restart_broker(signal.SIGTERM, pause_s=0.0, forget_persistence=True)
     stage.new_group()
@@ -252,8 +255,10 @@ def run_case(stage: FaultStage, case: FaultCase, fleet_for: Callable[[FaultStage
         case.act(stage, timing)
         fault_end = time.monotonic()
         before = fleet.measured()
-        recovered = _settle(stage, fleet, before, timeout_s)
-        recovery_s = time.monotonic() - fault_end if recovered else None
+        recovery_s = None
+        if recovery and poll_until(lambda: _all_stored(stage.database_url, before), timeout_s,
+                                   interval_s=0.2):
+            recovery_s = time.monotonic() - fault_end
         time.sleep(load_after_s)
         fleet.stop_measuring()
         measured = fleet.measured()
@@ -365,7 +370,8 @@ def run(cars: int, case_names: list[str], timing: CaseTiming, *,
                     case = CASES[name]
                     for side, receipts, into in sides:
                         progress.update(task, description=f"{name} ({side}): {case.what}")
-                        into.append(run_case(stage, case, fleet_of(cars, receipts), timing))
+                        into.append(run_case(stage, case, fleet_of(cars, receipts), timing,
+                                             recovery=receipts))
                         progress.advance(task)
         finally:
             stage.close()
