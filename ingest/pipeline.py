@@ -111,7 +111,8 @@ def process_message(
         return reject(error.reason, error.detail)
     if device.vehicle_id is None:
         return reject(DeviceReason.UNPAIRED_DEVICE, f"device {event.source!r} has no vehicle")
-    good, refused = sort_readings(event.data.signals, envelope.positions, catalog, now)
+    good, refused = sort_readings(event.data.signals, envelope.positions, catalog, now,
+                                  document["data"]["signals"])
     if refused:
         event = event.model_copy(update={"data": TelemetryData(signals=good)})
     refusals = tuple(sorted([*envelope.refused, *refused], key=lambda r: r.index))

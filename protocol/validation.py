@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from protocol.catalog import Catalog, SignalSpec, ValueType
 from protocol.envelope import Location, ReadingRefusal, SignalReading, TelemetryEvent
@@ -64,10 +65,12 @@ def check_event_time(event: TelemetryEvent, now: datetime) -> None:
     _check_time("time", event.time, now)
 
 
-def sort_readings(signals: Sequence[SignalReading], positions: Sequence[int], catalog: Catalog,
-                  now: datetime) -> tuple[list[SignalReading], list[ReadingRefusal]]:
+def sort_readings(
+    signals: Sequence[SignalReading], positions: Sequence[int], catalog: Catalog, now: datetime,
+    raw_signals: Sequence[Any],
+) -> tuple[list[SignalReading], list[ReadingRefusal]]:
     """The readings that pass the catalog and the clock, and a refusal for each other one
-    (``positions``: where each reading stood in ``data.signals``, for the refusal's detail)."""
+    (``positions``: where each reading stood in ``raw_signals``, the readings as they came)."""
     good: list[SignalReading] = []
     refused: list[ReadingRefusal] = []
     for reading, index in zip(signals, positions, strict=True):
@@ -75,7 +78,7 @@ def sort_readings(signals: Sequence[SignalReading], positions: Sequence[int], ca
             check_signals([reading], catalog, now, first_index=index)
         except InvalidSignal as error:
             refused.append(ReadingRefusal(index, reading.name, error.reason, error.detail,
-                                          reading.model_dump(mode="json", exclude_none=True)))
+                                          raw_signals[index]))
         else:
             good.append(reading)
     return good, refused

@@ -230,3 +230,46 @@ def test_the_retention_setting_is_read_when_used(local_stack, database_url):
         conn.commit()
         dropped = conn.execute("SELECT motus_drop_expired_partitions()").fetchone()
     assert dropped == ((0,) if local_stack.timescaledb else (3,))  # past 30 days now (plain path)
+
+
+def test_refused_readings_are_quarantined_once_with_their_event_and_place(database_url):
+    """The event is stored with its good readings; each refused one is a quarantine row of its
+    own (event id, place in data.signals, the reading as it came); a copy adds nothing."""
+    from protocol.envelope import SignalReading, build_event
+    from protocol.signing import sign_document
+    from simulators.fleet import encode
+
+    cars = make_fleet(1, seed=14, drive_seconds=5)
+    register(database_url, cars)
+    car, now = cars[0], datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+    event = build_event(device_id=car.device_id, boot_id="mixed", seq=0, time=now,
+                        signals=[SignalReading(name="speed", timestamp=now, value=1)])
+    document = event.to_wire()
+    document["data"] = {"signals": [
+        {"name": "speed", "timestamp": stamp, "value": 50},
+        {"name": "speed", "timestamp": stamp, "value": 5000},
+        {"name": "warpDriveFlux", "timestamp": stamp, "value": 1},
+        {"name": "chassisAxleRow1WheelLeftTirePressure", "timestamp": stamp, "value": 231.5},
+    ]}
+    payload = encode(sign_document(document, car.topic, car.key))
+    with psycopg.connect(database_url) as conn:
+        accepted = process_message(car.topic, payload, DeviceDirectory(conn).lookup, load_catalog(), now)
+    assert isinstance(accepted, Accepted)
+    store = TelemetryStore(database_url)
+    first = store.write([accepted], [])
+    again = store.write([accepted], [])  # sent again: a duplicate, nothing more quarantined
+    store.close()
+    assert (first.events_stored, first.readings_stored, first.readings_refused) == (
+        1, 2, {"out_of_range": 1, "unknown_signal": 1})
+    assert (again.events_stored, again.duplicates, again.readings_refused) == (0, 1, {})
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT event_id, reading, reason, payload FROM quarantine ORDER BY reading"
+                            ).fetchall()
+        kept = conn.execute("SELECT name, value, ts FROM signals_numeric ORDER BY name").fetchall()
+    assert [(e, i, r) for e, i, r, _ in rows] == [
+        ("mixed:0", 1, "out_of_range"), ("mixed:0", 2, "unknown_signal")]
+    assert bytes(rows[0][3]) == b'{"name":"speed","timestamp":"' + stamp.encode() + b'","value":5000}'
+    assert [(n, v) for n, v, _ in kept] == [("chassisAxleRow1WheelLeftTirePressure", 231.5), ("speed", 50.0)]
+    assert {ts.microsecond for _, _, ts in kept} == {123456}  # nine digits kept to the microsecond
+    assert scalar(database_url, "SELECT signal_count FROM telemetry_events") == 2
