@@ -419,7 +419,7 @@ def report(results: list[CaseResult], reference: list[CaseResult]) -> None:
     console.print("recovery: from the fault's end until every reading measured before it is stored")
     if not reference:
         return
-    before = Table(title="the agent that trusts the broker's PUBACK, same cases", title_justify="left")
+    before = Table(title="PUBACK only (no receipts), same cases", title_justify="left")
     for column in ("case", "measured", "lost", "twice"):
         before.add_column(column, justify="left" if column == "case" else "right", no_wrap=True)
     for r in reference:
