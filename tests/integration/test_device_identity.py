@@ -350,11 +350,16 @@ def test_each_device_hears_its_own_receipts_and_only_ingest_may_send_them(
             publish_as_a(topic, payload)
         others.publish(b, *next(drive_events(b, start, 1)))
         others.flush()
-        # a's own event with a reading out of range: refused for good, settled with its reason
+        # a's own events: one made an hour ahead, refused whole for good and settled with its
+        # reason; one whose only reading is out of range, stored without it
         now = datetime.now(UTC)
-        bad = build_event(device_id=a.device_id, boot_id="other", seq=7, time=now,
-                          signals=[SignalReading(name="speed", timestamp=now, value=10_000)])
-        publish_as_a(a.topic, encode(sign_event(bad, a.topic, a.key)))
+        ahead = now + timedelta(hours=1)
+        refused = build_event(device_id=a.device_id, boot_id="other", seq=7, time=ahead,
+                              signals=[SignalReading(name="speed", timestamp=ahead, value=10)])
+        publish_as_a(a.topic, encode(sign_event(refused, a.topic, a.key)))
+        bad_reading = build_event(device_id=a.device_id, boot_id="other", seq=8, time=now,
+                                  signals=[SignalReading(name="speed", timestamp=now, value=10_000)])
+        publish_as_a(a.topic, encode(sign_event(bad_reading, a.topic, a.key)))
 
         def settled() -> dict[str, BootReceipt]:
             merged: dict[str, BootReceipt] = {}
@@ -367,10 +372,11 @@ def test_each_device_hears_its_own_receipts_and_only_ingest_may_send_them(
             return merged
 
         wait_until(lambda: len(settled()) == 2 and sum(
-            hi - lo + 1 for lo, hi in settled()[a.boot_id].stored) == 5, 20, "a's receipts")
+            hi - lo + 1 for lo, hi in settled()[a.boot_id].stored) == 5
+            and settled()["other"].settled_ranges() == [(7, 8)], 20, "a's receipts")
         seqs = {int(json.loads(payload)["id"].rsplit(":", 1)[1]) for _, payload in events}
         assert all(settled()[a.boot_id].covers(seq) for seq in seqs)
-        assert settled()["other"] == BootReceipt("other", [], {7: "out_of_range"})
+        assert settled()["other"] == BootReceipt("other", [(8, 8)], {7: "timestamp_out_of_bounds"})
         ear.close()
         others.publish(a, mine, b'{"type":"motus.receipt.v1","boots":[]}')  # a device posing as ingest
         with pytest.raises(BrokerRefused) as refused:
