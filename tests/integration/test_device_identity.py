@@ -354,9 +354,9 @@ def test_each_device_hears_its_own_receipts_and_only_ingest_may_send_them(
         # reason; one whose only reading is out of range, stored without it
         now = datetime.now(UTC)
         ahead = now + timedelta(hours=1)
-        refused = build_event(device_id=a.device_id, boot_id="other", seq=7, time=ahead,
-                              signals=[SignalReading(name="speed", timestamp=ahead, value=10)])
-        publish_as_a(a.topic, encode(sign_event(refused, a.topic, a.key)))
+        ahead_event = build_event(device_id=a.device_id, boot_id="other", seq=7, time=ahead,
+                                  signals=[SignalReading(name="speed", timestamp=ahead, value=10)])
+        publish_as_a(a.topic, encode(sign_event(ahead_event, a.topic, a.key)))
         bad_reading = build_event(device_id=a.device_id, boot_id="other", seq=8, time=now,
                                   signals=[SignalReading(name="speed", timestamp=now, value=10_000)])
         publish_as_a(a.topic, encode(sign_event(bad_reading, a.topic, a.key)))
