@@ -29,15 +29,20 @@ class ReceiptError(ProtocolError):
     """A receipt that does not follow docs/protocol.md."""
 
 
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted inclusive ranges with overlapping and adjacent ones joined: [(3,4), (0,2)] -> [(0,4)]."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
 def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     """Sorted, merged, inclusive ranges covering exactly ``seqs``: {0,1,2,5} -> [(0,2), (5,5)]."""
-    ranges: list[tuple[int, int]] = []
-    for seq in sorted(set(seqs)):
-        if ranges and seq == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], seq)
-        else:
-            ranges.append((seq, seq))
-    return ranges
+    return merge_ranges((seq, seq) for seq in seqs)
 
 
 @dataclass(slots=True)
@@ -50,20 +55,10 @@ class BootReceipt:
 
     def settled_ranges(self) -> list[tuple[int, int]]:
         """Every settled seq (stored or refused) as merged ranges."""
-        return _merge([*self.stored, *((seq, seq) for seq in self.refused)])
+        return merge_ranges([*self.stored, *((seq, seq) for seq in self.refused)])
 
     def covers(self, seq: int) -> bool:
         return seq in self.refused or any(lo <= seq <= hi for lo, hi in self.stored)
-
-
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
 
 
 @dataclass(slots=True)

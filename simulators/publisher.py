@@ -3,6 +3,7 @@ publishing their signed events at a steady rate or as fast as the broker takes t
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
@@ -17,7 +18,8 @@ from connections.errors import BrokerRefused
 from connections.mqtt import connect, disconnect, make_client
 from protocol.endpoint import MqttEndpoint
 from protocol.envelope import split_event_id
-from protocol.receipts import BootReceipt, ReceiptError, parse_receipt
+from protocol.limits import MAX_SEQ
+from protocol.receipts import BootReceipt, ReceiptError, merge_ranges, parse_receipt
 from protocol.topics import Channel, device_topic
 from simulators.fleet import SimCar, drive_events
 
@@ -58,10 +60,20 @@ class ReceiptTally:
     def settled(self) -> tuple[int, int]:
         """(events a receipt settled, events published)."""
         with self._lock:
-            total = sum(len(events) for events in self.published.values())
-            settled = sum(1 for device, events in self.published.items() for boot, seq in events
-                          if any(r.boot == boot and r.covers(seq) for r in self.receipts.get(device, ())))
-        return settled, total
+            published = {device: set(events) for device, events in self.published.items()}
+            receipts = {device: list(boots) for device, boots in self.receipts.items()}
+        covered: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for device, boots in receipts.items():
+            for receipt in boots:
+                covered.setdefault((device, receipt.boot), []).extend(receipt.settled_ranges())
+        starts = {key: merge_ranges(ranges) for key, ranges in covered.items()}
+        settled = 0
+        for device, events in published.items():
+            for boot, seq in events:
+                ranges = starts.get((device, boot), [])
+                at = bisect.bisect_right(ranges, (seq, MAX_SEQ)) - 1
+                settled += at >= 0 and ranges[at][0] <= seq <= ranges[at][1]
+        return settled, sum(len(events) for events in published.values())
 
 
 @dataclass

@@ -124,3 +124,18 @@ def accepted_events():
         return event.model_copy(update={"id": new_id})
 
     return make
+
+
+def test_a_fleet_tally_counts_exactly_what_receipts_settled():
+    from simulators.publisher import ReceiptTally
+
+    tally = ReceiptTally()
+    for seq in range(10):
+        tally.sent("dev-a", json.dumps({"id": f"b1:{seq}"}).encode())
+    tally.sent("dev-a", b'{"id":"b2:0"}')
+    tally.sent("dev-b", b'{"id":"b1:3"}')
+    tally.heard("dev-a", encode_receipt([BootReceipt("b1", [(0, 2), (5, 6)], {3: "out_of_range"})]))
+    tally.heard("dev-a", encode_receipt([BootReceipt("b1", [(6, 8)])]))
+    tally.heard("dev-a", b"not a receipt")  # ignored
+    tally.heard("dev-c", encode_receipt([BootReceipt("b1", [(3, 3)])]))  # another device's
+    assert tally.settled() == (8, 12)  # b1: 0-3 and 5-8; b1:4, b1:9, b2:0, dev-b's 3 are not
