@@ -295,23 +295,22 @@ class NaiveConsumer:
         if not isinstance(outcome, Accepted):
             self.errors += 1
             return
-        event = outcome.event
+        event = outcome
         with self.conn.transaction():
             self.conn.execute("INSERT INTO telemetry_events (device_id, boot_id, seq, event_time,"
                               " signal_count) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                              (event.source, event.boot_id, event.seq, event.time, len(event.data.signals)))
-            for r in event.data.signals:
-                if isinstance(r.value, Location):
+                              (event.source, event.boot_id, event.seq, event.time, len(event.readings)))
+            for name, ts, value in event.readings:
+                if isinstance(value, Location):
                     self.conn.execute(
                         "INSERT INTO signals_location (ts, vehicle_id, device_id, name, latitude, longitude,"
                         " hdop) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (r.timestamp, outcome.vehicle_id, event.source, r.name, r.value.latitude,
-                         r.value.longitude, r.value.hdop))
+                        (ts, event.vehicle_id, event.source, name, value.latitude, value.longitude,
+                         value.hdop))
                 else:
                     self.conn.execute(
                         "INSERT INTO signals_numeric (ts, vehicle_id, device_id, name, value)"
-                        " VALUES (%s, %s, %s, %s, %s)",
-                        (r.timestamp, outcome.vehicle_id, event.source, r.name, r.value))
+                        " VALUES (%s, %s, %s, %s, %s)", (ts, event.vehicle_id, event.source, name, value))
 
     def close(self) -> None:
         self.client.disconnect()

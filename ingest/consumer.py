@@ -194,7 +194,7 @@ class IngestWorker:
         result = self._write_until_committed(store, accepted, rejected)
         committed_at = self.clock()
         refused_by_database = {(r.device_id, r.event_id) for r in result.store_rejects}
-        stored = [a for a in accepted if (a.event.source, a.event.id) not in refused_by_database]
+        stored = [a for a in accepted if (a.source, a.event_id) not in refused_by_database]
         rejected.extend(result.store_rejects)
         self._send_receipts(stored, rejected)
         for delivery in batch:
@@ -231,7 +231,7 @@ class IngestWorker:
     def _observe_lag(accepted: list[Accepted], committed_at: datetime) -> None:
         if not accepted:
             return
-        lags = [(committed_at - a.event.time).total_seconds() for a in accepted]
+        lags = [(committed_at - a.time).total_seconds() for a in accepted]
         for lag in lags:
             metrics.COMMIT_LAG_SECONDS.observe(max(0.0, lag))
         metrics.LAST_BATCH_LAG_SECONDS.set(max(0.0, max(lags)))
@@ -307,7 +307,7 @@ def _write_isolating(store: TelemetryStore, accepted: list[Accepted],
             refused.append(Rejected(
                 topic=event.topic, payload=event.payload,
                 reason=StoreReason.STORAGE_ERROR, detail=str(exc).strip(),
-                device_id=event.event.source, event_id=event.event.id,
+                device_id=event.source, event_id=event.event_id,
             ))
         else:
             stored += single.events_stored

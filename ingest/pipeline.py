@@ -1,10 +1,12 @@
 """The pure core of ingest: one MQTT message in, an accepted event or a rejection out.
 
-Order of checks (docs/protocol.md, "What the network checks"): size, JSON, topic, envelope,
-topic/source agreement, device known and not revoked, signature, the event's time, each reading
-against the catalog and the clock, pairing. A reading that fails is refused on its own: the
-event is accepted with the others. Nothing here does I/O or reads the clock; device records
-come from ``lookup``.
+The common event takes the fast path (protocol.common_event: one typed decode, its own bytes
+proved canonical, then the device and the signature); anything it does not vouch for takes the
+full path, which alone names reasons. Its order of checks (docs/protocol.md, "What the network
+checks"): size, JSON, topic, envelope, topic/source agreement, device known and not revoked,
+signature, the event's time, each reading against the catalog and the clock, pairing. A reading
+that fails is refused on its own: the event is accepted with the others. Nothing here does I/O
+or reads the clock; device records come from ``lookup``.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from enum import StrEnum
 from uuid import UUID
 
 from protocol.catalog import Catalog
+from protocol.common_event import decode_common_event
 from protocol.envelope import (
+    Reading,
     ReadingRefusal,
-    TelemetryData,
     TelemetryEvent,
+    event_id,
     parse_json_object,
     validate_envelope,
 )
-from protocol.errors import Reason, RejectedMessage
-from protocol.signing import verify_document
+from protocol.errors import Reason, RejectedMessage, TopicError
+from protocol.signing import signature_matches, verify_document
 from protocol.topics import Channel, parse_device_topic
 from protocol.validation import check_event_time, sort_readings
 from registry.records import DeviceRecord
@@ -47,7 +51,13 @@ class StoreReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    event: TelemetryEvent
+    """An event that passed: who sent it, when, and its readings that passed (maybe none)."""
+
+    source: str
+    boot_id: str
+    seq: int
+    time: datetime
+    readings: list[Reading]
     vehicle_id: UUID
     topic: str
     payload: bytes  # as received, for the quarantine should the database refuse it
@@ -61,7 +71,11 @@ class Accepted:
     @property
     def key(self) -> tuple[str, str, int]:
         """The dedup key: (device, boot id, seq)."""
-        return (self.event.source, self.event.boot_id, self.event.seq)
+        return (self.source, self.boot_id, self.seq)
+
+    @property
+    def event_id(self) -> str:
+        return event_id(self.boot_id, self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +95,33 @@ def process_message(
     topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime,
     *, redelivered: bool = False,
 ) -> Accepted | Rejected:
+    return (_fast_path(topic, payload, lookup, catalog, now, redelivered)
+            or _full_path(topic, payload, lookup, catalog, now, redelivered))
+
+
+def _fast_path(topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime,
+               redelivered: bool) -> Accepted | None:
+    """The common event accepted, or None for the full path to decide (and name the reason)."""
+    try:
+        topic_device, channel = parse_device_topic(topic)
+    except TopicError:
+        return None
+    if channel is not Channel.TELEMETRY:
+        return None
+    event = decode_common_event(payload, catalog, now)
+    if event is None or event.source != topic_device:
+        return None
+    device = lookup(event.source)
+    if device is None or device.revoked or device.vehicle_id is None:
+        return None
+    if not signature_matches(event.signature, topic, event.unsigned, device.public_key):
+        return None
+    return Accepted(event.source, event.boot_id, event.seq, event.time, event.readings,
+                    device.vehicle_id, topic, payload, redelivered)
+
+
+def _full_path(topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime,
+               redelivered: bool) -> Accepted | Rejected:
     topic_device: str | None = None
     event: TelemetryEvent | None = None
 
@@ -113,7 +154,7 @@ def process_message(
         return reject(DeviceReason.UNPAIRED_DEVICE, f"device {event.source!r} has no vehicle")
     good, refused = sort_readings(event.data.signals, envelope.positions, catalog, now,
                                   document["data"]["signals"])
-    if refused:
-        event = event.model_copy(update={"data": TelemetryData(signals=good)})
     refusals = tuple(sorted([*envelope.refused, *refused], key=lambda r: r.index))
-    return Accepted(event, device.vehicle_id, topic, payload, redelivered, refusals)
+    return Accepted(event.source, event.boot_id, event.seq, event.time,
+                    [(r.name, r.timestamp, r.value) for r in good],
+                    device.vehicle_id, topic, payload, redelivered, refusals)

@@ -55,11 +55,10 @@ def reading_rows(events: Iterable[Accepted]) -> ReadingRows:
     rows = ReadingRows()
     numeric, text, location = rows.numeric.append, rows.text.append, rows.location.append
     for accepted in events:
-        device = accepted.event.source
+        device = accepted.source
         vehicle = accepted.vehicle_id.bytes
         newest = rows.latest.setdefault(accepted.vehicle_id, {})
-        for reading in accepted.event.data.signals:
-            ts, name, value = reading.timestamp, reading.name, reading.value
+        for name, ts, value in accepted.readings:
             if type(value) is float:
                 numeric((ts, vehicle, device, name, value))
             elif isinstance(value, Location):

@@ -74,7 +74,7 @@ class TelemetryStore:
         for a in accepted:
             (copies.append(a) if a.key in unique else unique.__setitem__(a.key, a))
         self._ensure_partitions(
-            {r.timestamp.date() for a in unique.values() for r in a.event.data.signals})
+            {ts.date() for a in unique.values() for _, ts, _ in a.readings})
         with self.conn.transaction():
             new_keys = self._claim_event_ids(list(unique.values()))
             fresh = [a for a in unique.values() if a.key in new_keys]
@@ -112,8 +112,7 @@ class TelemetryStore:
             _copy_binary(
                 cur, "incoming_events (device_id, boot_id, seq, event_time, signal_count)",
                 ["text", "text", "int8", "timestamptz", "int4"],
-                [(a.event.source, a.event.boot_id, a.event.seq, a.event.time,
-                  len(a.event.data.signals)) for a in events],
+                [(a.source, a.boot_id, a.seq, a.time, len(a.readings)) for a in events],
             )
             cur.execute(
                 "INSERT INTO telemetry_events (device_id, boot_id, seq, event_time, signal_count)"
@@ -180,7 +179,7 @@ class TelemetryStore:
 
     def _quarantine_readings(self, fresh: Sequence[Accepted]) -> dict[str, int]:
         """The refused readings of events stored for the first time (a copy adds none)."""
-        rows = [(a.topic, a.event.source, a.event.id, str(r.reason), r.detail, _reading_json(r.raw), r.index)
+        rows = [(a.topic, a.source, a.event_id, str(r.reason), r.detail, _reading_json(r.raw), r.index)
                 for a in fresh for r in a.refused_readings]
         if not rows:
             return {}

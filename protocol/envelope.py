@@ -118,6 +118,11 @@ class SignalReading(BaseModel):
         raise ValueError("value must be a number, a string or a location object")
 
 
+#: A reading that passed every rule, as the network stores it: (name, timestamp, value), numbers
+#: as floats. A plain tuple: ingest makes one per reading of every event.
+Reading = tuple[str, datetime, SignalValue]
+
+
 class TelemetryData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -25,7 +25,7 @@ def seeded(database_url):
         token = create_personal_token(conn, "owner0@test.example", "test", now)[1]
     with TestClient(create_app(ApiSettings(database_url=database_url))) as client:
         client.headers["Authorization"] = f"Bearer {token}"
-        yield client, vehicle, car, accepted[-1].event
+        yield client, vehicle, car, accepted[-1]
 
 
 def test_latest_returns_values_units_and_timestamps(seeded):
@@ -35,18 +35,18 @@ def test_latest_returns_values_units_and_timestamps(seeded):
     body = response.json()
     assert body["vehicle_id"] == str(vehicle)
     by_name = {s["name"]: s for s in body["signals"]}
-    expected = {r.name: r for r in last.data.signals}
+    expected = {name: (ts, value) for name, ts, value in last.readings}
     assert set(by_name) == set(expected)
     catalog = load_catalog()
-    for name, reading in expected.items():
+    for name, (ts, value) in expected.items():
         got = by_name[name]
         assert got["unit"] == catalog[name].unit
-        assert datetime.fromisoformat(got["timestamp"]) == reading.timestamp
+        assert datetime.fromisoformat(got["timestamp"]) == ts
         if name == "currentLocationCoordinates":
-            assert got["value"]["latitude"] == reading.value.latitude
+            assert got["value"]["latitude"] == value.latitude
             assert got["privilege"] == "location"
         else:
-            assert got["value"] == reading.value
+            assert got["value"] == value
     assert by_name["powertrainTransmissionTravelledDistance"]["value"] == pytest.approx(
         round(car.vehicle.state.odometer_km, 3))
 

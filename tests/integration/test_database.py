@@ -104,7 +104,7 @@ def test_latest_value_never_goes_back_in_time(database_url):
     store.close()
     last = accepted[-1]
     assert isinstance(last, Accepted)
-    assert scalar(database_url, "SELECT min(ts) FROM signals_latest") == last.event.time
+    assert scalar(database_url, "SELECT min(ts) FROM signals_latest") == last.time
 
 
 def test_rejections_are_quarantined_whole(database_url):
@@ -132,7 +132,7 @@ def test_events_the_database_refuses_are_quarantined_raw_and_the_rest_stored(dat
     assert (result.events_stored, result.quarantined) == (3, 3)
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT reason, device_id, payload FROM quarantine").fetchall()
-    refused = [a for a in accepted if a.event.source == cars[1].device_id]
+    refused = [a for a in accepted if a.source == cars[1].device_id]
     assert sorted(bytes(p) for _, _, p in rows) == sorted(a.payload for a in refused)
     assert {(r, d) for r, d, _ in rows} == {(StoreReason.STORAGE_ERROR, cars[1].device_id)}
     assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 3

@@ -110,18 +110,12 @@ def accepted_events():
     from uuid import uuid4
 
     from ingest.pipeline import Accepted
-    from protocol.envelope import SignalReading, build_event
 
     now = datetime.now(UTC)
 
     def make(device: str, boot: str, seq_list: list[int]) -> list[Accepted]:
-        base = build_event(device_id=device, boot_id=boot, seq=0, time=now,
-                           signals=[SignalReading(name="speed", timestamp=now, value=1.0)])
-        return [Accepted(replace_id(base, f"{boot}:{s}"), uuid4(), TOPIC.format(device), b"")
-                for s in seq_list]
-
-    def replace_id(event, new_id):
-        return event.model_copy(update={"id": new_id})
+        return [Accepted(device, boot, s, now, [("speed", now, 1.0)], uuid4(),
+                         TOPIC.format(device), b"") for s in seq_list]
 
     return make
 
