@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -20,19 +20,33 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from connections.errors import BrokerRefused, BrokerUnreachable
+from connections.mqtt_bulk import BulkClient, Publish
 from protocol.endpoint import MqttEndpoint
 
 
 def make_client(endpoint: MqttEndpoint, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
     """A paho MQTT v5 client with the endpoint's transport, credentials and TLS trust; not
     connected."""
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5,
-        transport=endpoint.transport,
-        manual_ack=manual_ack,
-    )
+    return _configured(mqtt.Client(**_options(endpoint, client_id, manual_ack)), endpoint)
+
+
+def make_bulk_client(endpoint: MqttEndpoint, client_id: str,
+                     on_publishes: Callable[[list[Publish]], None]) -> BulkClient:
+    """``make_client`` for a consumer: messages arrive in lists, read in bulk, acknowledged by
+    hand (``ack_many``)."""
+    client = BulkClient(on_publishes=on_publishes, **_options(endpoint, client_id, manual_ack=True))
+    return _configured(client, endpoint)
+
+
+def _options(endpoint: MqttEndpoint, client_id: str, manual_ack: bool) -> dict[str, Any]:
+    return {"callback_api_version": CallbackAPIVersion.VERSION2, "client_id": client_id,
+            "protocol": mqtt.MQTTv5, "transport": endpoint.transport, "manual_ack": manual_ack}
+
+
+_Client = TypeVar("_Client", bound=mqtt.Client)
+
+
+def _configured(client: _Client, endpoint: MqttEndpoint) -> _Client:
     if endpoint.username is not None:
         client.username_pw_set(endpoint.username, endpoint.password)
     if endpoint.tls:

@@ -15,17 +15,17 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import psycopg
 
 from connections.errors import ConnectionsError
-from connections.mqtt import PersistentSession, connect, disconnect, make_client
+from connections.mqtt import PersistentSession, connect, disconnect, make_bulk_client
+from connections.mqtt_bulk import BulkClient, Publish
 from ingest import metrics
 from ingest.errors import IngestError
 from ingest.pipeline import Accepted, Rejected, StoreReason, process_message
@@ -43,15 +43,12 @@ RECEIVE_MAXIMUM = 65535  # MQTT 5 section 3.1.2.11.3: the most unacked QoS 1 mes
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    dup: bool
-    #: The worker's monotonic clock when it arrived: a batch closes batch_seconds after its
-    #: oldest message.
-    arrived: float
+class Arrival:
+    """The messages of one read from the broker, and the worker's monotonic clock then: a
+    batch closes batch_seconds after its oldest message arrived."""
+
+    at: float
+    messages: list[Publish]
 
 
 @dataclass(slots=True)
@@ -90,24 +87,26 @@ class IngestWorker:
         self.clock = clock
         self.monotonic = monotonic
         self.totals = IngestTotals()
-        self._inbox: queue.Queue[Delivery] = queue.Queue()
+        self._inbox: queue.Queue[Arrival] = queue.Queue()
+        #: Arrived, not yet in a batch (the worker thread's own).
+        self._waiting: deque[Arrival] = deque()
+        self._waiting_count = 0
         self._catalog = load_catalog()
         self._client = self._make_client()
 
-    def _make_client(self) -> mqtt.Client:
-        client = make_client(self.settings.mqtt_endpoint(), self.settings.ingest_client_id,
-                             manual_ack=True)
-        client.on_message = self._on_message
+    def _make_client(self) -> BulkClient:
+        client = make_bulk_client(self.settings.mqtt_endpoint(), self.settings.ingest_client_id,
+                                  self._on_publishes)
         client.on_disconnect = self._on_disconnect
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         return client
 
     # paho callbacks (network thread)
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Delivery(message.topic, bytes(message.payload), message.mid, message.qos,
-                                 bool(message.dup), self.monotonic()))
-        metrics.INBOX.inc()
-        metrics.RECEIVED.inc()
+    def _on_publishes(self, messages: list[Publish]) -> None:
+        """All that one read from the broker held: one queue item, one metrics update."""
+        self._inbox.put(Arrival(self.monotonic(), messages))
+        metrics.INBOX.inc(len(messages))
+        metrics.RECEIVED.inc(len(messages))
 
     @staticmethod
     def _on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -163,31 +162,38 @@ class IngestWorker:
             log.info("housekeeping: %d partitions created, %d hours rolled up, %d partitions dropped, "
                      "%d retention policies changed", *astuple(done))
 
-    def _next_batch(self) -> list[Delivery]:
+    def _next_batch(self) -> list[Publish]:
         """Up to batch_events messages, closing batch_seconds after the oldest one arrived (not
         after we started waiting: what queued up while the last batch was written goes now)."""
-        try:
-            first = self._inbox.get(timeout=self.settings.ingest_batch_seconds)
-        except queue.Empty:
+        wanted, pause = self.settings.ingest_batch_events, self.settings.ingest_batch_seconds
+        if not self._waiting and not self._wait_for_arrival(pause):
             return []
-        batch = [first]
-        deadline = first.arrived + self.settings.ingest_batch_seconds
-        while len(batch) < self.settings.ingest_batch_events:
-            try:
-                batch.append(self._inbox.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            remaining = deadline - self.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._inbox.get(timeout=remaining))
-            except queue.Empty:
-                break
+        deadline = self._waiting[0].at + pause
+        while self._waiting_count < wanted and self._wait_for_arrival(deadline - self.monotonic()):
+            pass
+        batch: list[Publish] = []
+        while self._waiting and len(batch) < wanted:
+            oldest = self._waiting[0]
+            room = wanted - len(batch)
+            batch += oldest.messages[:room]
+            if len(oldest.messages) > room:
+                self._waiting[0] = Arrival(oldest.at, oldest.messages[room:])
+            else:
+                self._waiting.popleft()
+        self._waiting_count -= len(batch)
         return batch
 
-    def _handle(self, batch: list[Delivery], store: TelemetryStore,
+    def _wait_for_arrival(self, timeout_s: float) -> bool:
+        """Take what arrived, waiting up to ``timeout_s`` for something if nothing has."""
+        try:
+            arrival = self._inbox.get_nowait() if timeout_s <= 0 else self._inbox.get(timeout=timeout_s)
+        except queue.Empty:
+            return False
+        self._waiting.append(arrival)
+        self._waiting_count += len(arrival.messages)
+        return True
+
+    def _handle(self, batch: list[Publish], store: TelemetryStore,
                 directory: DeviceDirectory) -> None:
         started = time.perf_counter()
         accepted, rejected = self._verify_until_possible(batch, directory)
@@ -197,8 +203,7 @@ class IngestWorker:
         stored = [a for a in accepted if (a.source, a.event_id) not in refused_by_database]
         rejected.extend(result.store_rejects)
         self._send_receipts(stored, rejected)
-        for delivery in batch:
-            self._client.ack(delivery.mid, delivery.qos)
+        self._client.ack_many((message.mid, message.qos) for message in batch)
         metrics.INBOX.dec(len(batch))
         self._observe_lag(accepted, committed_at)
         self.totals.add(result, rejected, len(batch))
@@ -231,26 +236,25 @@ class IngestWorker:
     def _observe_lag(accepted: list[Accepted], committed_at: datetime) -> None:
         if not accepted:
             return
-        lags = [(committed_at - a.time).total_seconds() for a in accepted]
-        for lag in lags:
-            metrics.COMMIT_LAG_SECONDS.observe(max(0.0, lag))
-        metrics.LAST_BATCH_LAG_SECONDS.set(max(0.0, max(lags)))
+        lags = [max(0.0, (committed_at - a.time).total_seconds()) for a in accepted]
+        metrics.observe_many(metrics.COMMIT_LAG_SECONDS, lags)
+        metrics.LAST_BATCH_LAG_SECONDS.set(max(lags))
 
-    def _verify(self, batch: list[Delivery],
+    def _verify(self, batch: list[Publish],
                 directory: DeviceDirectory) -> tuple[list[Accepted], list[Rejected]]:
         directory.refresh_revocations()
         now = self.clock()
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
-        for delivery in batch:
+        for message in batch:
             outcome = process_message(
-                delivery.topic, delivery.payload, directory.lookup, self._catalog, now,
-                redelivered=delivery.dup,
+                message.topic, message.payload, directory.lookup, self._catalog, now,
+                redelivered=message.dup,
             )
             (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)  # type: ignore[arg-type]
         return accepted, rejected
 
-    def _verify_until_possible(self, batch: list[Delivery],
+    def _verify_until_possible(self, batch: list[Publish],
                                directory: DeviceDirectory) -> tuple[list[Accepted], list[Rejected]]:
         """Device lookups need the database too: wait for it rather than crash or guess."""
         delay = 0.5

@@ -6,11 +6,12 @@ import queue
 import threading
 from datetime import UTC, datetime
 
+from connections.mqtt_bulk import Publish
 from device_agent.agent import ReadingQueue
 from device_agent.obd import Mode01Value
 from device_agent.obd_poller import poll_car
 from device_agent.polling import ObdPlan
-from ingest.consumer import Delivery, IngestWorker
+from ingest.consumer import Arrival, IngestWorker
 from ingest.settings import IngestSettings
 
 WHEN = datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
@@ -49,9 +50,8 @@ def test_a_batch_closes_by_the_injected_monotonic_clock():
     (far below 1e9) the deadline would be years away and the batch would wait for more."""
     settings = IngestSettings(ingest_batch_seconds=10, ingest_batch_events=1000)
     worker = IngestWorker(settings, monotonic=lambda: 1e9 + 11)
-    for mid in (1, 2):
-        worker._inbox.put(Delivery("t", b"{}", mid, 1, False, arrived=1e9))
-    batches: queue.Queue[list[Delivery]] = queue.Queue()
+    worker._inbox.put(Arrival(1e9, [Publish("t", b"{}", mid, 1, False) for mid in (1, 2)]))
+    batches: queue.Queue[list[Publish]] = queue.Queue()
     taker = threading.Thread(target=lambda: batches.put(worker._next_batch()), daemon=True)
     taker.start()
     taker.join(timeout=5)
