@@ -32,6 +32,8 @@ class ReadingRows:
     location: list[LocationRow] = field(default_factory=list)
     #: vehicle -> signal name -> (ts, value, device) of the newest reading.
     latest: dict[UUID, dict[str, tuple[datetime, SignalValue, str]]] = field(default_factory=dict)
+    #: The distinct timestamps of the numeric readings.
+    numeric_stamps: set[datetime] = field(default_factory=set)
 
     @property
     def count(self) -> int:
@@ -39,8 +41,8 @@ class ReadingRows:
 
     def numeric_hours(self) -> list[datetime]:
         """The UTC hours the numeric readings fall in (what their rollups must recompute)."""
-        stamps = {row[0] for row in self.numeric}  # readings of one event share a few stamps
-        return sorted({ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for ts in stamps})
+        return sorted({ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+                       for ts in self.numeric_stamps})
 
     def latest_rows(self) -> list[LatestRow]:
         """Sorted by key so concurrent writers lock rows in one order (no deadlocks)."""
@@ -51,22 +53,40 @@ class ReadingRows:
         ]
 
 
+def distinct_stamps(events: Iterable[Accepted]) -> set[datetime]:
+    """The timestamps the events' readings carry, each once."""
+    stamps: set[datetime] = set()
+    for accepted in events:
+        last = None
+        for _, ts, _ in accepted.readings:
+            if ts is not last:  # the readings of an event mostly share one stamp object
+                stamps.add(ts)
+                last = ts
+    return stamps
+
+
 def reading_rows(events: Iterable[Accepted]) -> ReadingRows:
     rows = ReadingRows()
     numeric, text, location = rows.numeric.append, rows.text.append, rows.location.append
+    stamps = rows.numeric_stamps
     for accepted in events:
         device = accepted.source
         vehicle = accepted.vehicle_id.bytes
         newest = rows.latest.setdefault(accepted.vehicle_id, {})
+        last = None
         for name, ts, value in accepted.readings:
             if type(value) is float:
                 numeric((ts, vehicle, device, name, value))
+                if ts is not last:
+                    stamps.add(ts)
+                    last = ts
             elif isinstance(value, Location):
                 location((ts, vehicle, device, name, value.latitude, value.longitude, value.hdop))
             elif isinstance(value, str):
                 text((ts, vehicle, device, name, value))
             else:
                 numeric((ts, vehicle, device, name, float(value)))
+                stamps.add(ts)
             known = newest.get(name)
             if known is None or ts > known[0]:
                 newest[name] = (ts, value, device)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import psycopg
+from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
 from ingest.pipeline import Accepted, Rejected
-from ingest.rows import ReadingRows, reading_rows
+from ingest.rows import ReadingRows, distinct_stamps, reading_rows
 from protocol import jcs
 from protocol.errors import ProtocolError
 
@@ -56,6 +57,9 @@ class TelemetryStore:
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         conn = psycopg.connect(self.conninfo)
+        # COPY's bytea columns by the plain bytes dumper (C in psycopg's binary build), not the
+        # DB-API ``Binary`` one registered for the same type after it, which is Python per row.
+        conn.adapters.register_dumper(bytes, psycopg.adapters.get_dumper(bytes, PyFormat.BINARY))
         conn.execute(_INCOMING.encode())
         conn.commit()
         return conn
@@ -73,8 +77,7 @@ class TelemetryStore:
         copies: list[Accepted] = []  # second and later copies within this batch
         for a in accepted:
             (copies.append(a) if a.key in unique else unique.__setitem__(a.key, a))
-        self._ensure_partitions(
-            {ts.date() for a in unique.values() for _, ts, _ in a.readings})
+        self._ensure_partitions({ts.date() for ts in distinct_stamps(unique.values())})
         with self.conn.transaction():
             new_keys = self._claim_event_ids(list(unique.values()))
             fresh = [a for a in unique.values() if a.key in new_keys]
@@ -105,19 +108,30 @@ class TelemetryStore:
         self._days_ready |= {d for d in missing}
 
     def _claim_event_ids(self, events: Sequence[Accepted]) -> set[tuple[str, str, int]]:
-        """Insert the batch's ids; return those that were not stored before (the dedup)."""
+        """Insert the batch's ids; return those that were not stored before (the dedup).
+
+        Most batches hold no copy of an event stored before: their ids go straight into
+        telemetry_events by COPY, in a savepoint. When the primary key refuses one, the savepoint
+        is rolled back and the ids go through a staging table and ON CONFLICT DO NOTHING, which
+        says which were new. Both insert in key order (byte order), so that concurrent workers
+        lock keys in one order."""
         if not events:
             return set()
+        ids = sorted((a.source, a.boot_id, a.seq, a.time, len(a.readings)) for a in events)
+        columns = "(device_id, boot_id, seq, event_time, signal_count)"
+        types = ["text", "text", "int8", "timestamptz", "int4"]
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                _copy_binary(cur, f"telemetry_events {columns}", types, ids)
+            return {(device, boot, seq) for device, boot, seq, _, _ in ids}
+        except psycopg.errors.UniqueViolation:
+            pass  # a copy of a stored event: the savepoint is undone, nothing else
         with self.conn.cursor() as cur:
-            _copy_binary(
-                cur, "incoming_events (device_id, boot_id, seq, event_time, signal_count)",
-                ["text", "text", "int8", "timestamptz", "int4"],
-                [(a.source, a.boot_id, a.seq, a.time, len(a.readings)) for a in events],
-            )
+            _copy_binary(cur, f"incoming_events {columns}", types, ids)
             cur.execute(
-                "INSERT INTO telemetry_events (device_id, boot_id, seq, event_time, signal_count)"
+                f"INSERT INTO telemetry_events {columns}"
                 " SELECT device_id, boot_id, seq, event_time, signal_count FROM incoming_events"
-                " ORDER BY device_id, boot_id, seq"
+                ' ORDER BY device_id COLLATE "C", boot_id COLLATE "C", seq'
                 " ON CONFLICT DO NOTHING RETURNING device_id, boot_id, seq"
             )
             return {(str(d), str(b), int(s)) for d, b, s in cur.fetchall()}  # type: ignore[call-overload]

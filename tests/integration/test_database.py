@@ -82,6 +82,21 @@ def test_redeliveries_and_re_sends_are_stored_once_and_counted(database_url):
     assert scalar(database_url, "SELECT min(ts) FROM signals_latest") == newest
 
 
+def test_a_batch_of_new_events_and_copies_of_stored_ones_stores_the_new_ones(database_url):
+    """The ids of a batch go in by COPY unless one was stored before: then the batch's new
+    events are found and stored all the same, in the same transaction."""
+    cars = make_fleet(1, seed=13, drive_seconds=10)
+    accepted = _accepted(database_url, cars, 10)
+    store = TelemetryStore(database_url)
+    first = store.write(accepted[:6], [])
+    mixed = store.write(accepted[4:], [])
+    store.close()
+    assert (first.events_stored, first.duplicates) == (6, 0)
+    assert (mixed.events_stored, mixed.duplicates, mixed.resent, mixed.readings_stored) == (4, 2, 2, 40)
+    assert scalar(database_url, "SELECT count(*) FROM telemetry_events") == 10
+    assert scalar(database_url, "SELECT count(*) FROM signals_numeric") == 10 * 9
+
+
 def test_copies_inside_one_batch_are_stored_once(database_url):
     cars = make_fleet(1, seed=12, drive_seconds=5)
     accepted = _accepted(database_url, cars, 5)
