@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
+
+import msgspec
 
 from ingest.pipeline import Accepted
 from protocol.envelope import Location, SignalValue
@@ -16,13 +17,16 @@ from protocol.envelope import Location, SignalValue
 NumericRow = tuple[datetime, bytes, str, str, float]
 TextRow = tuple[datetime, bytes, str, str, str]
 LocationRow = tuple[datetime, bytes, str, str, float, float, float | None]
-LatestRow = tuple[UUID, str, datetime, Any, str]  # vehicle, name, ts, JSON value, device
+LatestRow = tuple[bytes, str, datetime, str, str]  # vehicle, name, ts, value as JSON, device
+_JSON = msgspec.json.Encoder()
 
 
-def wire_value(value: SignalValue) -> Any:
+def json_value(value: SignalValue) -> str:
+    """A value as the JSON the API serves it: a number, a string or a location object."""
     if isinstance(value, Location):
-        return value.model_dump(exclude_none=True)
-    return value
+        place = {"latitude": value.latitude, "longitude": value.longitude}
+        return _JSON.encode(place if value.hdop is None else {**place, "hdop": value.hdop}).decode()
+    return _JSON.encode(value).decode()
 
 
 @dataclass(slots=True)
@@ -45,12 +49,8 @@ class ReadingRows:
                        for ts in self.numeric_stamps})
 
     def latest_rows(self) -> list[LatestRow]:
-        """Sorted by key so concurrent writers lock rows in one order (no deadlocks)."""
-        return [
-            (vehicle, name, ts, wire_value(value), device)
-            for vehicle, names in sorted(self.latest.items(), key=lambda item: str(item[0]))
-            for name, (ts, value, device) in sorted(names.items())
-        ]
+        return [(vehicle.bytes, name, ts, json_value(value), device)
+                for vehicle, names in self.latest.items() for name, (ts, value, device) in names.items()]
 
 
 def distinct_stamps(events: Iterable[Accepted]) -> set[datetime]:
