@@ -12,6 +12,8 @@ On a throwaway local stack (real Mosquitto and PostgreSQL):
 - the naive consumer: a paho callback that verifies each event as ours does, then INSERTs it
   reading by reading and commits per message.
 - lost and duplicated: events and readings expected against those stored.
+- the mean batch over the flood (events per transaction: the latest-values upsert and the commit
+  are paid per batch).
 - where the time went, over the flood: CPU microseconds per event of the ingest's processes
   (``worker_cpu_us_per_event``), of PostgreSQL's (``db_cpu_us_per_event``), of the broker and of
   the publishers (publishing only, signing before it not counted), from /proc and the publishers'
@@ -384,7 +386,10 @@ def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events
         # The flood's last commits reach the histogram after the rows are visible: wait for
         # them, or their long lags would count as the paced events'.
         poll_until(lambda: scrape(metrics_port).value("motus_ingest_stored_events_total") >= goal_events, 60)
-        before = scrape(metrics_port).buckets("motus_ingest_commit_lag_seconds")
+        flood_metrics = scrape(metrics_port)
+        batches = flood_metrics.value("motus_ingest_batch_events_count")
+        mean_batch = flood_metrics.value("motus_ingest_batch_events_sum") / batches if batches else 0.0
+        before = flood_metrics.buckets("motus_ingest_commit_lag_seconds")
         lead = paced_events / 2500 + 10  # signing time, with margin, before the schedule begins
         paced = FleetJob(endpoint, passwords, paced_events, "paced",
                          datetime.now(UTC) + timedelta(seconds=lead), rate=half, pace=True)
@@ -432,6 +437,7 @@ def _run(info: StackInfo, root: Path, seconds: float, workers: int, naive_events
         "events": expected_events,
         "readings_per_event": READINGS_PER_EVENT,
         "workers": workers,
+        "mean_batch_events": round(mean_batch),
         "naive_quarantined": naive.errors,
     }
 
