@@ -136,6 +136,7 @@ def _readings(signals: list[Any], names: dict[type, str], earliest: datetime,
               latest: datetime) -> list[Reading] | None:
     """The readings as stored, or None if a timestamp breaks the rules (the rest msgspec checked)."""
     out: list[Reading] = []
+    append = out.append
     last_text, stamp = "", earliest
     for raw in signals:
         if raw.timestamp != last_text:  # the readings of an event mostly share one stamp
@@ -147,17 +148,20 @@ def _readings(signals: list[Any], names: dict[type, str], earliest: datetime,
                 return None
             last_text = raw.timestamp
         value = raw.value
-        if type(value) is _Location:
+        kind = type(value)
+        if kind is float:  # _printed_alike, inline: this runs for nearly every reading
+            if value.is_integer() or -1e-5 < value < 1e-5:
+                return None
+            append((names[type(raw)], stamp, value))
+        elif kind is int:
+            append((names[type(raw)], stamp, float(value)))
+        elif kind is str:
+            append((names[type(raw)], stamp, value))
+        else:
             place = _location(value)
             if place is None:
                 return None
-            out.append((names[type(raw)], stamp, place))
-        elif type(value) is str:
-            out.append((names[type(raw)], stamp, value))
-        elif type(value) is int or _printed_alike(value):
-            out.append((names[type(raw)], stamp, float(value)))
-        else:
-            return None
+            append((names[type(raw)], stamp, place))
     return out
 
 
