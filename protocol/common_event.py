@@ -65,7 +65,8 @@ class _Location(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
 
 class _Reading(msgspec.Struct, forbid_unknown_fields=True, tag_field="name"):
     """A reading of one catalog signal: the subclass (its tag, the member ``name``) says which,
-    and its ``value`` type holds the signal's type and range (built by ``_reading_types``)."""
+    and its ``value`` type holds the signal's type and range (the classes are built by
+    ``_decoder`` from the catalog)."""
 
     timestamp: str
 
@@ -149,7 +150,7 @@ def _readings(signals: list[Any], names: dict[type, str], earliest: datetime,
             last_text = raw.timestamp
         value = raw.value
         kind = type(value)
-        if kind is float:  # _printed_alike, inline: this runs for nearly every reading
+        if kind is float:  # not _printed_alike(value), inline: this runs for nearly every reading
             if value.is_integer() or -1e-5 < value < 1e-5:
                 return None
             append((names[type(raw)], stamp, value))
