@@ -109,7 +109,7 @@ def _printed_alike(value: float) -> bool:
     return not value.is_integer() and not -1e-5 < value < 1e-5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per event on the hot path, a frozen __init__ costs more
 class CommonEvent:
     """An event whose shape, canonical form and readings hold; its signature is still to check."""
 

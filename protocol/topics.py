@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
 
 from protocol.errors import TopicError
 
@@ -42,6 +43,7 @@ def telemetry_topic(device_id: str) -> str:
     return device_topic(device_id, Channel.TELEMETRY)
 
 
+@lru_cache(maxsize=65536)  # ingest parses each device's topic once per event
 def parse_device_topic(topic: str) -> tuple[str, Channel]:
     """Split a device topic into (device id, channel); raise TopicError for anything else."""
     prefix = TOPIC_ROOT + "/"
