@@ -24,7 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
-from device_agent.config import Elm327Section, PhoneSection, SourcesSection, SpoolSection
+from device_agent.config import Elm327Section, PhoneSection, PublishSection, SourcesSection, SpoolSection
 from device_agent.events import EventBuilder
 from device_agent.spool import Spool
 from protocol.envelope import Location, SignalReading
@@ -143,10 +143,13 @@ def measure_drain(device: AgentDevice, events: int) -> dict[str, float]:
     spool = fill_spool(spool_path, builder, events, datetime.now(UTC) - timedelta(hours=2))
     readings = spool.stats().readings
     payloads = [(e.topic, e.payload) for e in spool.pending(0, events)]
+    # The broker hop, like the reference: no ingest runs here to send receipts, so the agent
+    # forgets an event at its PUBACK (the end-to-end drain with receipts is `motus bench faults`).
     config = device.write(
         SourcesSection(phone=PhoneSection(host="127.0.0.1", port=free_port(),
                                           token="bench-token-0123456789")),
-        name="agent.bench.toml", log_level="WARNING", spool=SpoolSection(path=Path("drain.sqlite")))
+        name="agent.bench.toml", log_level="WARNING", spool=SpoolSection(path=Path("drain.sqlite")),
+        publish=PublishSection(receipts=False))
     agent = subprocess.Popen([sys.executable, "-m", "motus", "agent", "run", "--config", str(config)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
