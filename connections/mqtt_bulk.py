@@ -77,6 +77,13 @@ def decode_publish(header: int, body: bytes, *, mqtt5: bool = True) -> Publish:
     return Publish(topic, body[at:], mid, qos, bool(header & 0x08))
 
 
+def _in_packet(command: int, body: bytes, *, have_remaining: int) -> Any:
+    """paho's record of the packet being read."""
+    return {"command": command, "have_remaining": have_remaining, "remaining_count": [],
+            "remaining_mult": 1, "remaining_length": len(body), "packet": bytearray(body),
+            "to_process": 0, "pos": 0}
+
+
 class BulkClient(mqtt.Client):
     """A paho client whose QoS 0/1 PUBLISHes arrive as lists in ``on_publishes``."""
 
@@ -135,17 +142,13 @@ class BulkClient(mqtt.Client):
         return rc
 
     def _paho_handles(self, header: int, body: bytes) -> MQTTErrorCode:
-        self._in_packet = {
-            "command": header, "have_remaining": 1, "remaining_count": [], "remaining_mult": 1,
-            "remaining_length": len(body), "packet": bytearray(body), "to_process": 0, "pos": 0,
-        }
+        """Hand one whole packet to paho's handler, as paho's own reader would (its
+        ``_in_packet`` filled in), and leave the reader's state as paho leaves it after."""
+        self._in_packet = _in_packet(header, body, have_remaining=1)
         try:
             return self._packet_handle()
         finally:
-            self._in_packet = {
-                "command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
-                "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0,
-            }
+            self._in_packet = _in_packet(0, b"", have_remaining=0)
 
     def ack_many(self, deliveries: Iterable[tuple[int, int]]) -> None:
         """Acknowledge (packet id, QoS) pairs in one write: a PUBACK each for QoS 1 (a QoS 0

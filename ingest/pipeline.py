@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 from uuid import UUID
 
 from protocol.catalog import Catalog
@@ -91,17 +92,31 @@ class Rejected:
 DeviceLookup = Callable[[str], DeviceRecord | None]
 
 
+class _LookedUp(NamedTuple):
+    """A device the fast path looked up before it gave way: the full path does not ask the
+    registry again (an unknown or unpaired device is not cached, so that would be a query)."""
+
+    device_id: str
+    record: DeviceRecord | None
+
+    def answering(self, lookup: DeviceLookup) -> DeviceLookup:
+        return lambda device_id: self.record if device_id == self.device_id else lookup(device_id)
+
+
 def process_message(
     topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime,
     *, redelivered: bool = False,
 ) -> Accepted | Rejected:
-    return (_fast_path(topic, payload, lookup, catalog, now, redelivered)
-            or _full_path(topic, payload, lookup, catalog, now, redelivered))
+    fast = _fast_path(topic, payload, lookup, catalog, now, redelivered)
+    if isinstance(fast, Accepted):
+        return fast
+    return _full_path(topic, payload, fast.answering(lookup) if fast else lookup, catalog, now, redelivered)
 
 
 def _fast_path(topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalog, now: datetime,
-               redelivered: bool) -> Accepted | None:
-    """The common event accepted, or None for the full path to decide (and name the reason)."""
+               redelivered: bool) -> Accepted | _LookedUp | None:
+    """The common event accepted; else None or the device it looked up, for the full path to
+    decide (and name the reason)."""
     try:
         topic_device, channel = parse_device_topic(topic)
     except TopicError:
@@ -113,9 +128,9 @@ def _fast_path(topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalo
         return None
     device = lookup(event.source)
     if device is None or device.revoked or device.vehicle_id is None:
-        return None
+        return _LookedUp(event.source, device)
     if not signature_matches(event.signature, topic, event.unsigned, device.public_key):
-        return None
+        return _LookedUp(event.source, device)
     return Accepted(event.source, event.boot_id, event.seq, event.time, event.readings,
                     device.vehicle_id, topic, payload, redelivered)
 

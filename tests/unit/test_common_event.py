@@ -29,8 +29,10 @@ SPECS = sorted(CATALOG, key=lambda s: s.name)
 
 
 def both_paths(topic: str, payload: bytes) -> tuple[Accepted | None, object]:
+    """What the fast path accepted (None when it gave way), and the full path's outcome."""
     fast = _fast_path(topic, payload, DEVICES.get, CATALOG, NOW, False)
-    return fast, _full_path(topic, payload, DEVICES.get, CATALOG, NOW, False)
+    return (fast if isinstance(fast, Accepted) else None,
+            _full_path(topic, payload, DEVICES.get, CATALOG, NOW, False))
 
 
 def test_an_agent_event_takes_the_fast_path_with_the_full_paths_outcome():
@@ -44,6 +46,21 @@ def test_an_agent_event_takes_the_fast_path_with_the_full_paths_outcome():
 def test_no_hostile_message_takes_the_fast_path():
     for message in hostile_messages(CAR, OTHER, NOW):
         assert both_paths(message.topic, message.payload)[0] is None, message.label
+
+
+def test_a_device_the_fast_path_looked_up_is_not_looked_up_again():
+    """An unpaired device is not cached by the registry: one message, one query."""
+    topic, payload = next(drive_events(CAR, NOW - timedelta(minutes=5), 1))
+    asked: list[str] = []
+    unpaired = DeviceRecord(CAR.device_id, CAR.public_key, None, False)
+
+    def lookup(device_id: str) -> DeviceRecord | None:
+        asked.append(device_id)
+        return unpaired
+
+    outcome = process_message(topic, payload, lookup, CATALOG, NOW)
+    assert getattr(outcome, "reason", None) == "unpaired_device"
+    assert asked == [CAR.device_id]
 
 
 def test_a_changed_byte_or_a_moved_topic_leaves_the_fast_path():
