@@ -15,7 +15,7 @@ from connections.database import connect
 from connections.errors import ConnectionsError
 from connections.settings import LOCAL_STACK_HINT
 from ingest import ops
-from ingest.consumer import IngestWorker
+from ingest.consumer import IngestWorker, settle_heap
 from ingest.errors import IngestError
 from ingest.settings import IngestSettings
 
@@ -56,6 +56,7 @@ def run(
         "ingesting from %s:%s as %s", settings.mqtt_host, settings.mqtt_port,
         settings.ingest_client_id,
     )
+    settle_heap()
     try:
         totals = worker.run(stop, idle_exit_s=idle_exit or None)
     finally:

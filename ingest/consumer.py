@@ -11,6 +11,7 @@ waits for, so what a broker loses on the way (a restart, no ingest subscribed ye
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import queue
 import threading
@@ -71,6 +72,18 @@ class IngestTotals:
         self.resent += result.resent
         self.quarantined.update(str(r.reason) for r in rejected)
         self.readings_refused.update(result.readings_refused or {})
+
+
+def settle_heap() -> None:
+    """Call once a worker process has started, before it ingests: what start-up made (modules,
+    the catalog, the decoder, about 60,000 objects) is moved out of the cycle collector's sight
+    (``gc.freeze``). Each event allocates a few dozen objects that live until its batch commits,
+    so the collector runs often, and every full pass walked all of start-up's objects again:
+    about a tenth of a worker's CPU. Frozen objects are still freed when their last reference
+    goes; only a cycle among them would outlive its use, and start-up's live as long as the
+    process."""
+    gc.collect()
+    gc.freeze()
 
 
 class IngestWorker:

@@ -30,7 +30,7 @@ def worker_client_id(base: str, index: int) -> str:
 
 def _worker_main(index: int, idle_exit_s: float | None) -> None:
     """One worker process: settings from the environment, stop on SIGTERM."""
-    from ingest.consumer import IngestWorker  # imported after the metrics dir is set
+    from ingest.consumer import IngestWorker, settle_heap  # imported after the metrics dir is set
     from ingest.errors import IngestError
     from ingest.settings import IngestSettings
 
@@ -48,6 +48,7 @@ def _worker_main(index: int, idle_exit_s: float | None) -> None:
         log.error("%s", exc)
         raise SystemExit(1) from exc
     log.info("ingesting as %s", settings.ingest_client_id)
+    settle_heap()
     try:
         totals = worker.run(stop, idle_exit_s=idle_exit_s)
     finally:

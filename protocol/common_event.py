@@ -57,13 +57,13 @@ def _number(low: float | None = None, high: float | None = None) -> Any:
 _LATITUDE, _LONGITUDE, _HDOP = _number(-90, 90), _number(-180, 180), _number(0, 100)
 
 
-class _Location(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class _Location(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     hdop: _HDOP | None = None  # type: ignore[valid-type]
     latitude: _LATITUDE  # type: ignore[valid-type]
     longitude: _LONGITUDE  # type: ignore[valid-type]
 
 
-class _Reading(msgspec.Struct, forbid_unknown_fields=True, tag_field="name"):
+class _Reading(msgspec.Struct, forbid_unknown_fields=True, tag_field="name", gc=False):
     """A reading of one catalog signal: the subclass (its tag, the member ``name``) says which,
     and its ``value`` type holds the signal's type and range (the classes are built by
     ``_decoder`` from the catalog)."""
@@ -86,14 +86,14 @@ def _decoder(catalog: Catalog) -> tuple[msgspec.json.Decoder[Any], dict[type, st
     """A decoder of events whose readings are each a catalog signal of the right type and
     range, checked by msgspec as it parses; and each reading class's signal name."""
     classes = [msgspec.defstruct(f"_Reading_{spec.name}", [("value", _value_type(spec))], bases=(_Reading,),
-                                 tag=spec.name) for spec in catalog]
+                                 tag=spec.name, gc=False) for spec in catalog]
 
     data = msgspec.defstruct("_Data", [("signals", list[Union[tuple(classes)]])],  # type: ignore[misc]  # noqa: UP007
-                             forbid_unknown_fields=True)
+                             forbid_unknown_fields=True, gc=False)
     event = msgspec.defstruct("_Event", [
         ("data", data), ("datacontenttype", str | None, None), ("id", str), ("signature", str),
         ("source", str), ("specversion", str), ("time", str), ("type", str),
-    ], kw_only=True, forbid_unknown_fields=True, omit_defaults=True)
+    ], kw_only=True, forbid_unknown_fields=True, omit_defaults=True, gc=False)
     return msgspec.json.Decoder(event), {cls: spec.name for cls, spec in zip(classes, catalog, strict=True)}
 
 
