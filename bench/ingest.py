@@ -5,7 +5,9 @@ On a throwaway local stack (real Mosquitto and PostgreSQL):
 - ours: fleet processes publish signed events of 20 readings (19 OBD-II values and a GPS fix)
   as fast as they can over MQTT; `motus ingest run --workers N` consumes them. Signals per
   second = readings committed / (last commit - first publish). Enough events are prepared for
-  ``seconds`` at the goal rate; the events are signed before the clock starts.
+  ``seconds`` at the goal rate; the events are signed, and encoded as MQTT PUBLISH packets,
+  before the clock starts (bench/replay.py: the cars cost this machine next to nothing, as a
+  real fleet would).
 - p99: the fleet publishes at half the rate reached, each event stamped with its scheduled
   publish time; the workers' commit-lag histogram (commit time - event time) gives the p99.
 - the ceiling: one Python process binary-COPYing the same rows into the same tables.
@@ -29,7 +31,6 @@ import json
 import multiprocessing
 import os
 import queue
-import select
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.agent import BENCH_SIGNALS, bench_stack
+from bench.replay import ReplayFleet, car_sockets, packet_id, publish_packet
 from migrations.runner import upgrade
 from protocol.endpoint import MqttEndpoint
 from protocol.topics import ALL_TELEMETRY
@@ -103,27 +105,6 @@ def _signed_payloads(job: FleetJob, mine: set[int]) -> list[tuple[int, str, byte
     return out
 
 
-class OneThreadFleet:
-    """The cars of one fleet process, driven from one thread: paho writes a publish at once in
-    the caller's thread when no loop thread runs, and ``poll`` reads every car's PUBACKs and
-    keeps the connections alive. A loop thread per car spent most of the publishers' CPU handing
-    the GIL from thread to thread, which the ingest then did not have."""
-
-    def __init__(self, clients: list[Any]) -> None:
-        for client in clients:
-            client.loop_stop()
-        self._by_socket = {client.socket(): client for client in clients}
-
-    def poll(self, timeout_s: float) -> None:
-        readable, _, _ = select.select(list(self._by_socket), [], [], max(timeout_s, 0.0))
-        for sock in readable:
-            self._by_socket[sock].loop_read()
-        for client in self._by_socket.values():
-            if client.want_write():
-                client.loop_write()
-            client.loop_misc()
-
-
 def _fleet_process(job: FleetJob, mine: list[int], ready: Any, go: MpEvent, results: Any) -> None:
     from simulators.fleet import make_fleet
     from simulators.publisher import connect_device
@@ -135,14 +116,19 @@ def _fleet_process(job: FleetJob, mine: list[int], ready: Any, go: MpEvent, resu
         endpoint = job.endpoint.model_copy(update={"username": fleet[index].device_id,
                                                    "password": job.passwords[index]})
         clients[index] = connect_device(endpoint, fleet[index].device_id)
-    cars = OneThreadFleet(list(clients.values()))
-    ready.put(len(payloads))
+    cars = ReplayFleet(car_sockets(clients))
+    packets = []  # (n, car, PUBLISH packet), encoded before the clock starts
+    made: dict[int, int] = {}
+    for n, topic, payload in payloads:
+        car = n % CARS
+        made[car] = made.get(car, 0) + 1
+        packets.append((n, car, publish_packet(topic, payload, packet_id(made[car]))))
+    ready.put(len(packets))
     go.wait()
     began = time.time()
     cpu_began = time.process_time()
     max_lag = 0.0
-    infos = []
-    for sent, (n, topic, payload) in enumerate(payloads):
+    for sent, (n, car, packet) in enumerate(packets):
         if job.pace:
             due = job.start.timestamp() + n / job.rate
             while (ahead := due - time.time()) > 0:
@@ -150,11 +136,13 @@ def _fleet_process(job: FleetJob, mine: list[int], ready: Any, go: MpEvent, resu
             max_lag = max(max_lag, -ahead)
         elif sent % 100 == 0:
             cars.poll(0)
-        infos.append(clients[n % CARS].publish(topic, payload, qos=1))
+        cars.send(car, packet)
     deadline = time.time() + 120
-    while not all(info.is_published() for info in infos) and time.time() < deadline:
+    while cars.unacknowledged and time.time() < deadline:
         cars.poll(0.05)
-    results.put((len(infos), time.time() - began, max_lag, time.process_time() - cpu_began))
+    if cars.unacknowledged:
+        raise RuntimeError(f"{cars.unacknowledged} PUBLISHes not acknowledged by the broker in 120 s")
+    results.put((cars.acknowledged, time.time() - began, max_lag, time.process_time() - cpu_began))
     for client in clients.values():
         client.disconnect()
 

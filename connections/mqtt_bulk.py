@@ -38,7 +38,20 @@ class Publish(NamedTuple):
     dup: bool
 
 
-def _variable_byte_integer(data: bytes | bytearray | memoryview, at: int) -> tuple[int, int] | None:
+def variable_byte_integer_bytes(value: int) -> bytes:
+    """``value`` (0 to 268,435,455) as a Variable Byte Integer (section 1.5.5): seven bits a
+    byte, least significant first, the high bit set on all but the last byte."""
+    if not 0 <= value < 1 << 28:
+        raise ValueError(f"{value} does not fit a Variable Byte Integer")
+    out = bytearray()
+    while True:
+        value, byte = divmod(value, 128)
+        out.append(byte | 0x80 if value else byte)
+        if not value:
+            return bytes(out)
+
+
+def variable_byte_integer(data: bytes | bytearray | memoryview, at: int) -> tuple[int, int] | None:
     """(value, position after it) of the Variable Byte Integer at ``at`` (section 1.5.5), or
     None when ``data`` ends before it does."""
     value, shift = 0, 0
@@ -66,7 +79,7 @@ def decode_publish(header: int, body: bytes, *, mqtt5: bool = True) -> Publish:
             (mid,) = struct.unpack_from("!H", body, at)
             at += 2
         if mqtt5:  # properties (section 3.3.2.3): none that a consumer of ours needs
-            length = _variable_byte_integer(body, at)
+            length = variable_byte_integer(body, at)
             if length is None:
                 raise MalformedPacket("PUBLISH ends inside its property length")
             at = length[1] + length[0]
@@ -123,7 +136,7 @@ class BulkClient(mqtt.Client):
         mqtt5 = self._protocol == mqtt.MQTTv5
         try:
             while len(data) - at >= 2:
-                length = _variable_byte_integer(data, at + 1)
+                length = variable_byte_integer(data, at + 1)
                 if length is None or length[1] + length[0] > len(data):
                     break  # the rest of this packet is still on its way
                 header, (remaining, start) = data[at], length

@@ -9,10 +9,17 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.exception import MalformedPacket
 
-from connections.mqtt_bulk import BulkClient, Publish, decode_publish
+from connections.mqtt_bulk import (
+    BulkClient,
+    Publish,
+    decode_publish,
+    variable_byte_integer,
+    variable_byte_integer_bytes,
+)
 
 
-def variable_byte_integer(value: int) -> bytes:
+def length_bytes(value: int) -> bytes:
+    """The test's own Variable Byte Integer writer, to read the client's decoding against."""
     out = bytearray()
     while True:
         value, byte = divmod(value, 128)
@@ -26,9 +33,9 @@ def publish_packet(message: Publish, properties: bytes = b"") -> bytes:
     body = struct.pack("!H", len(topic)) + topic
     if message.qos:
         body += struct.pack("!H", message.mid)
-    body += variable_byte_integer(len(properties)) + properties + message.payload
+    body += length_bytes(len(properties)) + properties + message.payload
     header = 0x30 | (message.qos << 1) | (0x08 if message.dup else 0)
-    return bytes([header]) + variable_byte_integer(len(body)) + body
+    return bytes([header]) + length_bytes(len(body)) + body
 
 
 def bulk_client(received: list[Publish]) -> BulkClient:
@@ -95,3 +102,25 @@ def test_acks_of_a_batch_go_in_one_write_of_one_puback_per_qos1_message():
     client.ack_many([(1, 1), (2, 0), (258, 1)])
     [queued] = list(client._out_packet)
     assert queued["packet"] == b"\x40\x02\x00\x01" + b"\x40\x02\x01\x02"
+
+
+@pytest.mark.parametrize(("value", "encoded"), [
+    (0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16_383, b"\xff\x7f"), (16_384, b"\x80\x80\x01"),
+    (2_097_151, b"\xff\xff\x7f"), (2_097_152, b"\x80\x80\x80\x01"), (268_435_455, b"\xff\xff\xff\x7f"),
+])
+def test_variable_byte_integers_are_written_as_the_spec_table_shows(value, encoded):
+    """MQTT 5 section 1.5.5, the table of the sizes' bounds."""
+    assert variable_byte_integer_bytes(value) == encoded
+    assert variable_byte_integer(encoded, 0) == (value, len(encoded))
+
+
+@given(st.integers(0, 268_435_455))
+def test_a_variable_byte_integer_reads_back_as_written(value):
+    encoded = variable_byte_integer_bytes(value)
+    assert variable_byte_integer(b"\x30" + encoded + b"rest", 1) == (value, 1 + len(encoded))
+
+
+@pytest.mark.parametrize("value", [-1, 268_435_456])
+def test_a_value_a_variable_byte_integer_cannot_hold_is_refused(value):
+    with pytest.raises(ValueError, match="does not fit"):
+        variable_byte_integer_bytes(value)
