@@ -26,6 +26,7 @@ from protocol.envelope import (
     TelemetryEvent,
     event_id,
     parse_json_object,
+    stored_reading,
     validate_envelope,
 )
 from protocol.errors import Reason, RejectedMessage, TopicError
@@ -171,5 +172,5 @@ def _full_path(topic: str, payload: bytes, lookup: DeviceLookup, catalog: Catalo
                                   document["data"]["signals"])
     refusals = tuple(sorted([*envelope.refused, *refused], key=lambda r: r.index))
     return Accepted(event.source, event.boot_id, event.seq, event.time,
-                    [(r.name, r.timestamp, r.value) for r in good],
+                    [stored_reading(r) for r in good],
                     device.vehicle_id, topic, payload, redelivered, refusals)

@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 
 from ingest.pipeline import Accepted
-from protocol.envelope import Location, SignalValue
+from protocol.envelope import Place, StoredValue
 
 #: Rows carry the vehicle id as its 16 bytes (RFC 4122 order): binary COPY sends a uuid as
 #: exactly those bytes, and building them once per event spares a per-row conversion.
@@ -21,9 +21,9 @@ LatestRow = tuple[bytes, str, datetime, str, str]  # vehicle, name, ts, value as
 _JSON = msgspec.json.Encoder()
 
 
-def json_value(value: SignalValue) -> str:
+def json_value(value: StoredValue) -> str:
     """A value as the JSON the API serves it: a number, a string or a location object."""
-    if isinstance(value, Location):
+    if isinstance(value, Place):
         place = {"latitude": value.latitude, "longitude": value.longitude}
         return _JSON.encode(place if value.hdop is None else {**place, "hdop": value.hdop}).decode()
     return _JSON.encode(value).decode()
@@ -35,7 +35,7 @@ class ReadingRows:
     text: list[TextRow] = field(default_factory=list)
     location: list[LocationRow] = field(default_factory=list)
     #: vehicle -> signal name -> (ts, value, device) of the newest reading.
-    latest: dict[UUID, dict[str, tuple[datetime, SignalValue, str]]] = field(default_factory=dict)
+    latest: dict[UUID, dict[str, tuple[datetime, StoredValue, str]]] = field(default_factory=dict)
     #: The distinct timestamps of the numeric readings.
     numeric_stamps: set[datetime] = field(default_factory=set)
 
@@ -80,7 +80,7 @@ def reading_rows(events: Iterable[Accepted]) -> ReadingRows:
                 if ts is not last:
                     stamps.add(ts)
                     last = ts
-            elif isinstance(value, Location):
+            elif isinstance(value, Place):
                 location((ts, vehicle, device, name, value.latitude, value.longitude, value.hdop))
             elif isinstance(value, str):
                 text((ts, vehicle, device, name, value))

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Final, Literal, Union
 import msgspec
 
 from protocol.catalog import Catalog, SignalSpec, ValueType
-from protocol.envelope import DATA_CONTENT_TYPE, TELEMETRY_TYPE, Location, Reading, split_event_id
+from protocol.envelope import DATA_CONTENT_TYPE, TELEMETRY_TYPE, Place, Reading, split_event_id
 from protocol.limits import (
     MAX_ABS_NUMBER,
     MAX_EVENT_BYTES,
@@ -123,14 +123,12 @@ class CommonEvent:
     unsigned: bytes
 
 
-def _location(value: _Location) -> Location | None:
+def _place(value: _Location) -> Place | None:
     numbers = (value.latitude, value.longitude, 1 if value.hdop is None else value.hdop)
     if not all(type(n) is int or _printed_alike(n) for n in numbers):
         return None
-    latitude, longitude = float(value.latitude), float(value.longitude)
-    if value.hdop is None:  # as validation makes it: hdop unset, not set to None
-        return Location.model_construct(latitude=latitude, longitude=longitude)
-    return Location.model_construct(latitude=latitude, longitude=longitude, hdop=float(value.hdop))
+    return Place(float(value.latitude), float(value.longitude),
+                 None if value.hdop is None else float(value.hdop))
 
 
 def _readings(signals: list[Any], names: dict[type, str], earliest: datetime,
@@ -159,7 +157,7 @@ def _readings(signals: list[Any], names: dict[type, str], earliest: datetime,
         elif kind is str:
             append((names[type(raw)], stamp, value))
         else:
-            place = _location(value)
+            place = _place(value)
             if place is None:
                 return None
             append((names[type(raw)], stamp, place))

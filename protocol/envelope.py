@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -118,9 +118,27 @@ class SignalReading(BaseModel):
         raise ValueError("value must be a number, a string or a location object")
 
 
+class Place(NamedTuple):
+    """A location that passed every rule, as the network stores it (a plain tuple: ingest makes
+    one per event, where a pydantic ``Location`` cost several times as much)."""
+
+    latitude: float
+    longitude: float
+    hdop: float | None = None
+
+
+StoredValue = float | str | Place
+
 #: A reading that passed every rule, as the network stores it: (name, timestamp, value), numbers
-#: as floats. A plain tuple: ingest makes one per reading of every event.
-Reading = tuple[str, datetime, SignalValue]
+#: as floats, locations as ``Place``. A plain tuple: ingest makes one per reading of every event.
+Reading = tuple[str, datetime, StoredValue]
+
+
+def stored_reading(reading: SignalReading) -> Reading:
+    value = reading.value
+    if isinstance(value, Location):
+        return (reading.name, reading.timestamp, Place(value.latitude, value.longitude, value.hdop))
+    return (reading.name, reading.timestamp, value)
 
 
 class TelemetryData(BaseModel):
