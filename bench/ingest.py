@@ -301,7 +301,7 @@ class NaiveConsumer:
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
         from ingest.pipeline import Accepted, process_message
-        from protocol.envelope import Location
+        from protocol.envelope import Place
 
         outcome = process_message(message.topic, bytes(message.payload), self.directory.lookup,
                                   self.catalog, datetime.now(UTC))
@@ -314,7 +314,7 @@ class NaiveConsumer:
                               " signal_count) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                               (event.source, event.boot_id, event.seq, event.time, len(event.readings)))
             for name, ts, value in event.readings:
-                if isinstance(value, Location):
+                if isinstance(value, Place):
                     self.conn.execute(
                         "INSERT INTO signals_location (ts, vehicle_id, device_id, name, latitude, longitude,"
                         " hdop) VALUES (%s, %s, %s, %s, %s, %s, %s)",
