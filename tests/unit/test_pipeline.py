@@ -1,10 +1,12 @@
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.pipeline import Accepted, Rejected, process_message
-from ingest.rows import reading_rows
+from ingest.rows import ReadingRows, reading_rows
 from protocol.catalog import load_catalog
 from registry.records import DeviceRecord
 from simulators.fleet import drive_events, encode, make_fleet
@@ -136,6 +138,15 @@ def test_rows_split_by_type_and_keep_the_newest_value():
     assert rows.text == []
     newest = {name: ts for names in rows.latest.values() for name, (ts, _v, _d) in names.items()}
     assert set(newest.values()) == {start + timedelta(seconds=3)}
+
+
+@given(st.sets(st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2100, 1, 1),
+                            timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                                                       timezone(timedelta(hours=-8))])), max_size=30))
+def test_the_hours_to_roll_up_are_the_utc_hours_of_the_numeric_readings(stamps):
+    rows = ReadingRows(numeric_stamps=stamps)
+    assert rows.numeric_hours() == sorted(
+        {ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for ts in stamps})
 
 
 def with_attributes(**attributes: object) -> dict[str, object]:
