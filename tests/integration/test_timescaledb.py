@@ -157,8 +157,12 @@ def test_policy_jobs_of_several_databases_all_get_a_background_worker(local_stac
 
         # generous: on a loaded 2-core machine a job waits its turn for a worker and the CPU
         ran = poll_until(lambda: all(all_ran(url) for url in urls), 240)
-        assert ran, [rows(url, "SELECT hypertable_name, last_run_status, total_runs, total_failures"
-                               " FROM timescaledb_information.job_stats") for url in urls]
+        # on failure: each job's state and why a run failed (job_history, TimescaleDB 2.15+)
+        assert ran, [(rows(url, "SELECT hypertable_name, last_run_status, total_runs, total_failures"
+                                " FROM timescaledb_information.job_stats"),
+                      rows(url, "SELECT job_id, proc_name, sqlerrcode, err_message"
+                                " FROM timescaledb_information.job_history WHERE NOT succeeded"))
+                     for url in urls]
     finally:
         for db in databases:
             next(db, None)  # the generator drops its database
