@@ -1,7 +1,6 @@
 """The bench's replay against the real broker: cars connected by paho, their packets then
 written as they are; the broker takes every one (PUBACK) and delivers each once, in order."""
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -9,11 +8,10 @@ import pytest
 
 from bench.replay import ReplayFleet, car_sockets, packet_id, publish_packet
 from connections.mqtt import connect, disconnect, make_bulk_client
-from connections.mqtt_bulk import Publish
 from protocol.topics import ALL_TELEMETRY
 from simulators.fleet import drive_events, make_fleet
 from simulators.publisher import connect_device
-from tests.fixtures.helpers import register, wait_until
+from tests.fixtures.helpers import Inbox, register
 
 pytestmark = pytest.mark.integration
 
@@ -21,14 +19,8 @@ pytestmark = pytest.mark.integration
 def test_replayed_packets_reach_a_subscriber_each_once_in_order(local_stack, database_url):
     cars = make_fleet(2, seed=57, drive_seconds=300)
     register(database_url, cars, local_stack)
-    received: list[Publish] = []
-    lock = threading.Lock()
-
-    def take(messages: list[Publish]) -> None:
-        with lock:
-            received.extend(messages)
-
-    consumer = make_bulk_client(local_stack.ingest_endpoint, "replay-test", take)
+    inbox = Inbox()
+    consumer = make_bulk_client(local_stack.ingest_endpoint, "replay-test", inbox.take)
     connect(consumer, local_stack.ingest_endpoint, subscriptions=[(f"$share/replay-test/{ALL_TELEMETRY}", 1)])
     clients = [connect_device(local_stack.device_endpoint(car.device_id, car.mqtt_password, tls=False),
                               car.device_id) for car in cars]
@@ -43,12 +35,7 @@ def test_replayed_packets_reach_a_subscriber_each_once_in_order(local_stack, dat
         while fleet.unacknowledged and time.time() < deadline:
             fleet.poll(0.05)
         assert (fleet.acknowledged, fleet.unacknowledged) == (600, 0)
-        wait_until(lambda: len(received) >= 600, what="600 messages")
-        with lock:
-            consumer.ack_many([(m.mid, m.qos) for m in received])
-            by_device = {car.device_id: [m.payload for m in received if m.topic == car.topic]
-                         for car in cars}
-        assert by_device == sent
+        assert inbox.settle(consumer, 600, cars) == sent
     finally:
         for client in clients:
             client.disconnect()

@@ -1,17 +1,15 @@
 """BulkClient against the real broker: every message once and in order, over TCP and over TLS
 (where a read returns at most one TLS record and the rest waits in the TLS layer)."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connections.mqtt import connect, disconnect, make_bulk_client
-from connections.mqtt_bulk import Publish
 from protocol.endpoint import MqttEndpoint
 from protocol.topics import ALL_TELEMETRY
 from simulators.fleet import drive_events, make_fleet
-from tests.fixtures.helpers import publisher, register, wait_until
+from tests.fixtures.helpers import Inbox, publisher, register
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +23,8 @@ def test_a_bulk_consumer_gets_every_message_once_in_order(local_stack, database_
                             username=local_stack.ingest_endpoint.username,
                             password=local_stack.ingest_endpoint.password,
                             tls=tls, ca_file=local_stack.ca_file if tls else None)
-    received: list[Publish] = []
-    lock = threading.Lock()
-
-    def take(messages: list[Publish]) -> None:
-        with lock:
-            received.extend(messages)
-
-    consumer = make_bulk_client(endpoint, f"bulk-test-{tls}", take)
+    inbox = Inbox()
+    consumer = make_bulk_client(endpoint, f"bulk-test-{tls}", inbox.take)
     connect(consumer, endpoint, subscriptions=[(f"$share/bulk-test-{tls}/{ALL_TELEMETRY}", 1)])
     try:
         start = datetime.now(UTC) - timedelta(seconds=151)
@@ -43,12 +35,7 @@ def test_a_bulk_consumer_gets_every_message_once_in_order(local_stack, database_
                 cars_publisher.publish(car, car.topic, sent[car.device_id][i])
         cars_publisher.flush()
         cars_publisher.close()
-        wait_until(lambda: len(received) >= 300, what="300 messages")
-        with lock:
-            consumer.ack_many([(m.mid, m.qos) for m in received])
-            by_device = {car.device_id: [m.payload for m in received if m.topic == car.topic]
-                         for car in cars}
-        assert by_device == sent
-        assert all(m.qos == 1 and not m.dup for m in received)
+        assert inbox.settle(consumer, 300, cars) == sent
+        assert all(m.qos == 1 and not m.dup for m in inbox.messages)
     finally:
         disconnect(consumer)
