@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -32,7 +33,15 @@ from connections.errors import BrokerRefused
 from connections.settings import DatabaseSettings
 from migrations.runner import MigrationError, upgrade
 from motus.demo_agent import AgentCarOutcome, run_agent_car
-from motus.demo_movement import SPOOF_TRIP_S, MovementOutcome, labels_for, report_table, spoofing_cars
+from motus.demo_movement import (
+    SPOOF_TRIP_S,
+    MovementOutcome,
+    labels_for,
+    report_table,
+    scene_end,
+    spoofing_cars,
+    wait_for_one_day,
+)
 from motus.demo_movement import prove as prove_movement
 from protocol.endpoint import MqttEndpoint
 from registry.keys import create_personal_token
@@ -50,6 +59,7 @@ from stack.services import scrape, start_api, start_ingest
 
 WAIT_TIMEOUT_S = 120.0
 AGENT_CAR_SECONDS = 15.0  # at real time: the 0.5 km a proof of movement needs take 12.4 s at 145 km/h
+AGENT_CAR_START_S = 30.0  # the agent process and its stack start before it drives (generous)
 
 
 def _refused(attempt: Callable[[], object]) -> str:
@@ -184,7 +194,9 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
         started = datetime.now(UTC)
         publisher = Publisher(lambda car: info.device_endpoint(car.device_id, car.mqtt_password))
         published = 0
-        drive_start = started - timedelta(seconds=seconds + 5)
+        span = timedelta(seconds=max(seconds + 5, SPOOF_TRIP_S + 60))
+        scene = scene_end(started, span)  # every simulated drive inside one UTC day
+        drive_start = scene - timedelta(seconds=seconds + 5)
         again: tuple[str, bytes] | None = None
         for car in fleet:
             for topic, payload in drive_events(car, drive_start, seconds):
@@ -198,7 +210,7 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
         hostile = hostile_messages(fleet[0], fleet[1], started)
         for message in hostile:
             publisher.publish(message.sender, message.topic, message.payload)
-        spoofs = spoofing_cars(started, seed=int(tag, 16) % 1_000_000)
+        spoofs = spoofing_cars(scene, seed=int(tag, 16) % 1_000_000)
         spoof_cars = [scenario.cars[0] for scenario in spoofs]
         spoof_vehicles = register_cars_on(info, spoof_cars, lambda i: f"driver{i}.{tag}s@demo.motus.example")
         spoof_events = 0
@@ -211,6 +223,11 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
                       f"from {car_count} cars, 1 event sent twice and {len(hostile)} hostile messages")
         console.print(f"published {spoof_events} signed events from {len(spoofs)} spoofing cars "
                       f"({', '.join(s.name for s in spoofs)})")
+        wait = wait_for_one_day(datetime.now(UTC), AGENT_CAR_SECONDS + AGENT_CAR_START_S)
+        if wait:
+            with console.status(f"waiting {wait:.0f} s for midnight UTC: the agent car's drive is "
+                                "proved on one day"):
+                time.sleep(wait)
         with console.status(f"the agent car: `motus agent run` reading an ELM327 and a GPS for "
                             f"{AGENT_CAR_SECONDS:g} s"):
             agent_car = run_agent_car(info, workdir, AGENT_CAR_SECONDS, tag)
@@ -252,7 +269,7 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
             agent_vehicle = vehicle_of_device(conn, agent_car.device_id)
         if agent_vehicle is not None:
             labels[agent_vehicle] = "the agent car"
-        earliest = min(drive_start, started - timedelta(seconds=SPOOF_TRIP_S + 60))
+        earliest = scene - span
         agent_vehicles = {agent_vehicle} if agent_vehicle else set()
         movement = prove_movement(url, earliest, datetime.now(UTC), labels,
                                   honest=set(vehicles) | agent_vehicles, spoofed=set(spoof_vehicles),

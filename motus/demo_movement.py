@@ -19,12 +19,33 @@ from simulators.spoofing import Scenario, fake_speed_parked, gps_teleport, odome
 #: Spoofs with one car each, so each is one vehicle of its own in the report.
 DEMO_SPOOFS: tuple[Callable[..., Scenario], ...] = (gps_teleport, odometer_rollback, fake_speed_parked)
 SPOOF_TRIP_S = 600
+DAY = timedelta(days=1)
 
 
-def spoofing_cars(now: datetime, seed: int) -> list[Scenario]:
-    """The demo's spoofs, their ten-minute trips ending a minute ago; ``seed`` makes their
-    devices new on every run."""
-    start = now - timedelta(seconds=SPOOF_TRIP_S + 60)
+def scene_end(now: datetime, span: timedelta) -> datetime:
+    """When the demo's simulated drives end: ``now``, unless the ``span`` before it crosses
+    midnight UTC; then one second before that midnight. A day's proof of movement sees only that
+    day's fixes, so a drive cut in two would be judged twice on halves (a spoof's teleport on one
+    side, honest-looking fixes on the other). A span of a day or more cannot fit: ``now``."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if now - span >= midnight or span >= DAY - timedelta(seconds=1):
+        return now
+    return midnight - timedelta(seconds=1)
+
+
+def wait_for_one_day(now: datetime, seconds: float) -> float:
+    """Seconds to wait so a drive of ``seconds`` at real time, starting then, ends on the day it
+    starts (0 when it already does): past the coming midnight UTC, else not at all."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + DAY
+    if now + timedelta(seconds=seconds) < midnight:
+        return 0.0
+    return (midnight - now).total_seconds() + 1.0
+
+
+def spoofing_cars(end: datetime, seed: int) -> list[Scenario]:
+    """The demo's spoofs, their ten-minute trips ending a minute before ``end``; ``seed`` makes
+    their devices new on every run."""
+    start = end - timedelta(seconds=SPOOF_TRIP_S + 60)
     return [make(start, seed=seed + i) for i, make in enumerate(DEMO_SPOOFS)]
 
 

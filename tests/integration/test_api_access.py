@@ -72,7 +72,10 @@ def world(module_database_url):
     now = datetime.now(UTC)
     store_drives(url, cars, 300, now)
     key = Ed25519PrivateKey.generate()
-    before = now - timedelta(days=2)
+    # the world begins last Monday at 00:00 UTC, whatever the weekday today: last week is then a
+    # whole closed epoch in which both unions' members were covered every day
+    last_week = Week.of(now.date()).shifted(-1)
+    before = last_week.start
     tokens: dict[str, str] = {}
     with psycopg.connect(url) as conn:
         lakeside = store.create_union(conn, "lakeside", "op@lakeside.example", open_bylaws(), before)
@@ -90,7 +93,7 @@ def world(module_database_url):
 
         licence = grant("dev1", lakeside, before, 30).terms.id
         grant("dev3", hillside, before, 30)
-        grant("dev4", lakeside, before - timedelta(days=5), 1)  # ran out before today
+        grant("dev4", lakeside, before, 1)  # ran out last Tuesday
         for name, dev in devs.items():
             tokens[name] = create_developer_key(conn, dev.id, "test", now)[1]
         revoked, tokens["revoked"] = create_developer_key(conn, devs["dev1"].id, "old", now)
@@ -105,8 +108,7 @@ def world(module_database_url):
                                    open_bylaws("approval", 'called_by = "operator"'), before)
         spare_licence = grant("dev2", spare, before, 30).terms.id
         tokens["spare-op"] = create_personal_token(conn, "op@spare.example", "t", now)[1]
-        # last week: A moved, so owner0 has a payout line and a proof
-        last_week = Week.of((now - timedelta(days=7)).date())
+        # last week: A moved, and both unions' licences charged, so both drivers have a payout line
         conn.execute("INSERT INTO movement_proofs (vehicle_id, day, verdict, fixes_used, fixes_dropped,"
                      " checks, reasons) VALUES (%s, %s, 'moved', 10, 0, '{}', '{}')",
                      (a, last_week.first_day))
