@@ -44,7 +44,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.agent import BENCH_SIGNALS, bench_stack
-from bench.replay import ReplayFleet, car_sockets, packet_id, publish_packet
+from bench.replay import ReplayFleet, car_sockets, packet_id
+from connections.mqtt_bulk import qos1_publish_packet
 from migrations.runner import upgrade
 from protocol.endpoint import MqttEndpoint
 from protocol.topics import ALL_TELEMETRY
@@ -122,7 +123,7 @@ def _fleet_process(job: FleetJob, mine: list[int], ready: Any, go: MpEvent, resu
     for n, topic, payload in payloads:
         car = n % CARS
         made[car] = made.get(car, 0) + 1
-        packets.append((n, car, publish_packet(topic, payload, packet_id(made[car]))))
+        packets.append((n, car, qos1_publish_packet(topic.encode(), payload, packet_id(made[car]))))
     ready.put(len(packets))
     go.wait()
     began = time.time()

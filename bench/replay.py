@@ -19,18 +19,15 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-import struct
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
-from connections.mqtt_bulk import READ_BYTES, variable_byte_integer, variable_byte_integer_bytes
+from connections.mqtt_bulk import READ_BYTES, variable_byte_integer
 
 #: Unacknowledged PUBLISHes per car, as paho's inflight limit was set for the cars.
 WINDOW = 100
-_PUBLISH_QOS1 = 0x32  # type 3, QoS 1 (section 3.3.1)
 _PUBACK, _PINGRESP, _DISCONNECT = 0x4, 0xD, 0xE
-_PACKET_ID = struct.Struct("!H")
 
 
 class BrokerRefused(RuntimeError):
@@ -40,14 +37,6 @@ class BrokerRefused(RuntimeError):
 def packet_id(number: int) -> int:
     """The packet identifier of a car's ``number``-th PUBLISH (from 1): 1 to 65535, round."""
     return (number - 1) % 65535 + 1
-
-
-def publish_packet(topic: str, payload: bytes, identifier: int) -> bytes:
-    """A QoS 1 PUBLISH without properties (section 3.3): fixed header, topic, packet id,
-    property length 0, payload."""
-    name = topic.encode()
-    rest = struct.pack("!H", len(name)) + name + _PACKET_ID.pack(identifier) + b"\x00" + payload
-    return bytes([_PUBLISH_QOS1]) + variable_byte_integer_bytes(len(rest)) + rest
 
 
 def car_sockets(clients: dict[int, mqtt.Client]) -> dict[int, socket.socket]:

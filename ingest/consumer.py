@@ -240,8 +240,8 @@ class IngestWorker:
         """QoS 1 to each device's own receipts topic; one lost on the way (the device offline)
         costs only a re-send, which the dedup stores once and answers again."""
         receipts = batch_receipts(stored, refused)
-        for device_id, payload in receipts.items():
-            self._client.publish(device_topic(device_id, Channel.RECEIPTS), payload, qos=1)
+        self._client.publish_many((device_topic(device_id, Channel.RECEIPTS), payload)
+                                  for device_id, payload in receipts.items())
         self.totals.receipts += len(receipts)
         metrics.RECEIPTS.inc(len(receipts))
 

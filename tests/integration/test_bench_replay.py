@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.replay import ReplayFleet, car_sockets, packet_id, publish_packet
+from bench.replay import ReplayFleet, car_sockets, packet_id
 from connections.mqtt import connect, disconnect, make_bulk_client
+from connections.mqtt_bulk import qos1_publish_packet
 from protocol.topics import ALL_TELEMETRY
 from simulators.fleet import drive_events, make_fleet
 from simulators.publisher import connect_device
@@ -30,7 +31,8 @@ def test_replayed_packets_reach_a_subscriber_each_once_in_order(local_stack, dat
         sent = {car.device_id: [p for _t, p in drive_events(car, start, 300)] for car in cars}
         for n in range(300):
             for i, car in enumerate(cars):
-                fleet.send(i, publish_packet(car.topic, sent[car.device_id][n], packet_id(n + 1)))
+                packet = qos1_publish_packet(car.topic.encode(), sent[car.device_id][n], packet_id(n + 1))
+                fleet.send(i, packet)
         deadline = time.time() + 30
         while fleet.unacknowledged and time.time() < deadline:
             fleet.poll(0.05)

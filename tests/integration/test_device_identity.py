@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connections.errors import BrokerRefused
-from connections.mqtt import make_client
+from connections.mqtt import connect, disconnect, make_bulk_client, make_client
 from motus.cli import app as cli_app
 from protocol.agent_config import load_agent_config
 from protocol.endpoint import MqttEndpoint
@@ -385,3 +385,29 @@ def test_each_device_hears_its_own_receipts_and_only_ingest_may_send_them(
     finally:
         others.close()
         ear.close()
+
+
+def test_receipts_published_in_bulk_reach_each_device_once_and_in_order(local_stack, two_devices):
+    """The ingest's ``publish_many``: 600 QoS 1 receipts through a window of 20 in flight,
+    written as PUBACKs come back; each device hears its own, once, in order, and nothing stays
+    unacknowledged."""
+    ears = {car.device_id: Listener(local_stack.device_endpoint(car.device_id, car.mqtt_password),
+                                    car.device_id, [device_topic(car.device_id, Channel.RECEIPTS)])
+            for car in two_devices}
+    ingest = make_bulk_client(local_stack.ingest_endpoint, f"bulk-receipts-{os.getpid()}", lambda _m: None)
+    connect(ingest, local_stack.ingest_endpoint)
+    assert ingest._max_inflight_messages == 1000  # the broker's Receive Maximum (max_inflight_messages)
+    ingest._max_inflight_messages = 20  # narrower here, so that PUBACKs must refill it
+    try:
+        sent = {device: [f"receipt {i} for {device}".encode() for i in range(300)] for device in ears}
+        for i in range(0, 300, 50):  # in batches, as the ingest sends them after each commit
+            ingest.publish_many((device_topic(device, Channel.RECEIPTS), payloads[j])
+                                for j in range(i, i + 50) for device, payloads in sent.items())
+        wait_until(lambda: all(len(ear.messages) >= 300 for ear in ears.values()), 30, "600 receipts")
+        wait_until(lambda: not ingest._out_messages, 10, "every PUBACK")
+        assert {device: [bytes(p) for _t, p in ear.messages] for device, ear in ears.items()} == sent
+        assert ingest._inflight_messages == 0
+    finally:
+        disconnect(ingest)
+        for ear in ears.values():
+            ear.close()

@@ -1,5 +1,6 @@
 """BulkClient's own reading of MQTT packets (MQTT 5 sections 1.5.5, 2.1, 3.3, 3.4)."""
 
+import socket
 import struct
 
 import paho.mqtt.client as mqtt
@@ -12,7 +13,9 @@ from paho.mqtt.exception import MalformedPacket
 from connections.mqtt_bulk import (
     BulkClient,
     Publish,
+    decode_puback,
     decode_publish,
+    qos1_publish_packet,
     variable_byte_integer,
     variable_byte_integer_bytes,
 )
@@ -124,3 +127,116 @@ def test_a_variable_byte_integer_reads_back_as_written(value):
 def test_a_value_a_variable_byte_integer_cannot_hold_is_refused(value):
     with pytest.raises(ValueError, match="does not fit"):
         variable_byte_integer_bytes(value)
+
+
+@given(st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=60),
+       st.binary(max_size=300) | st.binary(min_size=20_000, max_size=20_100), st.integers(1, 65535),
+       st.booleans())
+def test_a_qos1_publish_packet_reads_back_as_the_same_message(topic, payload, identifier, dup):
+    packet = qos1_publish_packet(topic.encode(), payload, identifier, dup=dup)
+    length, start = variable_byte_integer(packet, 1)  # type: ignore[misc]
+    assert start + length == len(packet)
+    assert decode_publish(packet[0], packet[start:]) == Publish(topic, payload, identifier, 1, dup)
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"\x01\x02", (258, 0)),  # section 3.4.2.1: no reason code, Success
+    (b"\x00\x07\x10", (7, 0x10)),  # No matching subscribers: still delivered to the broker
+    (b"\x00\x07\x87\x00", (7, 0x87)),  # Not authorized, property length 0
+])
+def test_a_puback_gives_its_packet_id_and_reason(body, expected):
+    assert decode_puback(body) == expected
+
+
+def test_a_puback_without_a_packet_id_is_malformed():
+    with pytest.raises(MalformedPacket):
+        decode_puback(b"\x01")
+
+
+class Broker:
+    """The far end of a connected BulkClient (no network thread: paho writes as it queues)."""
+
+    def __init__(self, window: int) -> None:
+        self.client = bulk_client([])
+        self.client.max_inflight_messages_set(window)
+        self.client._sock, self.far = socket.socketpair()
+        self.far.settimeout(5)
+
+    def publishes(self) -> list[Publish]:
+        """The PUBLISHes written to the broker so far."""
+        data, out = b"", []
+        self.far.setblocking(False)
+        try:
+            while chunk := self.far.recv(1 << 20):
+                data += chunk
+        except BlockingIOError:
+            pass
+        at = 0
+        while at < len(data):
+            length, start = variable_byte_integer(data, at + 1)  # type: ignore[misc]
+            out.append(decode_publish(data[at], data[start:start + length]))
+            at = start + length
+        return out
+
+    def acknowledge(self, mids: list[int], reason: int | None = None) -> None:
+        """PUBACKs as one read, in the short form or with a reason code (section 3.4)."""
+        self.client._unread += b"".join(
+            struct.pack("!BBH", 0x40, 2, mid) if reason is None
+            else struct.pack("!BBHBB", 0x40, 4, mid, reason, 0) for mid in mids)
+        assert self.client._split_packets() == 0
+
+
+def test_many_publishes_fill_the_window_in_one_write_and_pubacks_refill_it():
+    broker = Broker(window=20)
+    messages = [(f"motus/v1/devices/d{i}/receipts", f"r{i}".encode()) for i in range(50)]
+    broker.client.publish_many(messages)
+    first = broker.publishes()
+    assert [(m.topic, m.payload, m.qos, m.dup) for m in first] == [(t, p, 1, False) for t, p in messages[:20]]
+    assert len({m.mid for m in first}) == 20  # section 2.2.1: unique among the unacknowledged
+    assert broker.client._inflight_messages == 20 and len(broker.client._out_messages) == 50
+    broker.acknowledge([m.mid for m in first[:5]])
+    refill = broker.publishes()
+    assert [m.payload for m in refill] == [p for _, p in messages[20:25]]  # five freed, five sent
+    broker.acknowledge([m.mid for m in first[5:] + refill])
+    rest = broker.publishes()
+    assert [m.payload for m in rest] == [p for _, p in messages[25:45]]
+    broker.acknowledge([m.mid for m in rest])
+    assert [m.payload for m in broker.publishes()] == [p for _, p in messages[45:]]
+    assert broker.client._inflight_messages == 5 and len(broker.client._out_messages) == 5
+
+
+def test_a_refused_publish_is_settled_not_sent_again_and_unknown_pubacks_are_ignored():
+    broker = Broker(window=10)
+    broker.client.publish_many([("a/b", b"1"), ("a/c", b"2")])
+    sent = broker.publishes()
+    broker.acknowledge([sent[0].mid], reason=0x87)  # Not authorized (section 3.4.2.1)
+    broker.acknowledge([sent[0].mid, 999])  # a second PUBACK for it, and one for nothing
+    assert list(broker.client._out_messages) == [sent[1].mid] and broker.client._inflight_messages == 1
+    assert broker.publishes() == []
+
+
+def test_publishes_made_while_disconnected_wait_for_paho_to_send_them_on_reconnect():
+    client = bulk_client([])
+    client.publish_many([("a/b", b"1"), ("a/c", b"2")])
+    assert not client._out_packet and client._inflight_messages == 0
+    assert [(m.qos, m.state) for m in client._out_messages.values()] == [(1, mqtt.mqtt_ms_queued)] * 2
+    client._messages_reconnect_reset_out()  # what paho does once connected again
+    assert [m.state for m in client._out_messages.values()] == [mqtt.mqtt_ms_publish] * 2
+
+
+def test_a_topic_with_a_wildcard_is_refused():
+    with pytest.raises(ValueError, match="wildcards"):
+        bulk_client([]).publish_many([("a/+", b"1")])
+
+
+@pytest.mark.parametrize(("properties", "window"), [
+    (b"\x03\x21\x03\xe8", 1000),  # Receive Maximum 1000 (property 0x21, section 3.2.2.3.3)
+    (b"\x00", 65535),  # absent: 65,535
+])
+def test_the_brokers_receive_maximum_is_the_window_of_publishes_in_flight(properties, window):
+    client = bulk_client([])
+    assert client._max_inflight_messages == 20  # paho's own
+    connack = b"\x00\x00" + properties  # session not present, reason Success
+    client._unread += bytes([0x20, len(connack)]) + connack
+    assert client._split_packets() == 0
+    assert client._max_inflight_messages == window
