@@ -40,6 +40,19 @@ def ingest(
 
 
 @app.command()
+def receipts(
+    devices: int = typer.Option(1000, min=1, max=50_000,
+                                help="Receipts a batch (its devices: about one an event in a large fleet)."),
+    batches: int = typer.Option(20, min=3, help="Batches for each of the two ways, in turn."),
+) -> None:
+    """Publishing the ingest's receipts: CPU per receipt and time per batch, publish_many beside
+    paho's publish one by one."""
+    from bench.receipts import main
+
+    main(devices, batches)
+
+
+@app.command()
 def faults(
     cars: int = typer.Option(50, min=1, max=500, help="Agents (each its own spool and broker identity)."),
     case: list[str] = typer.Option(None, help="Run only these cases (repeat); default: all of them."),
