@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -184,10 +184,12 @@ class BulkClient(mqtt.Client):
                     break
         finally:
             del data[:at]
-            if publishes:
-                self.on_publishes(publishes)
-            if acknowledged:
-                self._settle(acknowledged)
+            try:
+                if acknowledged:
+                    self._settle(acknowledged)
+            finally:  # the PUBACKs are settled even if the consumer's callback raises
+                if publishes:
+                    self.on_publishes(publishes)
         return rc
 
     def _paho_handles(self, header: int, body: bytes) -> MQTTErrorCode:
@@ -208,16 +210,40 @@ class BulkClient(mqtt.Client):
             with contextlib.suppress(Exception):  # malformed: paho's own decoding says so below
                 properties.unpack(bytes(body[2:]))  # type: ignore[no-untyped-call]
                 self._max_inflight_messages = int(getattr(properties, "ReceiveMaximum", 65535))
-        return super()._handle_connack()
+        rc = super()._handle_connack()
+        if self._state == _ConnectionState.MQTT_CS_CONNECTED:
+            with self._out_message_mutex:
+                self._send_queued()  # what waits since before the reconnect, through the window
+        return rc
+
+    def _messages_reconnect_reset_out(self) -> None:
+        """On reconnect paho marks every unacknowledged message to be sent again at the CONNACK,
+        all at once past the window; QoS 1 ones wait in the queue instead (DUP set by paho if
+        sent before) and go out through the window, in order, once the CONNACK came."""
+        super()._messages_reconnect_reset_out()
+        with self._out_message_mutex:
+            for m in self._out_messages.values():
+                if m.qos == 1 and m.state == mqtt.mqtt_ms_publish:
+                    m.state = mqtt.mqtt_ms_queued
 
     def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
         """Publish each (topic, payload) at QoS 1 as ``publish`` would (held until its PUBACK,
         sent again after a reconnect), those the inflight window has room for in one write;
-        the others follow as PUBACKs free the window. ValueError for a topic with a wildcard."""
+        the others follow as PUBACKs free the window. All are checked before any is kept:
+        ValueError for a topic with a wildcard or too many waiting, TypeError for a payload
+        that is not bytes."""
+        checked: list[tuple[bytes, bytes]] = []
+        for topic, payload in messages:
+            name = topic.encode()
+            self._raise_for_invalid_topic(name)
+            if not isinstance(payload, bytes | bytearray):
+                raise TypeError(f"a payload is bytes, not {type(payload).__name__}")
+            checked.append((name, bytes(payload)))  # the same object when it is bytes
         with self._out_message_mutex:
-            for topic, payload in messages:
-                name = topic.encode()
-                self._raise_for_invalid_topic(name)
+            if len(self._out_messages) + len(checked) > 65535:
+                raise ValueError(f"{len(self._out_messages)} messages wait for their PUBACK: no packet "
+                                 f"id is free for {len(checked)} more (section 2.2.1)")
+            for name, payload in checked:
                 message = mqtt.MQTTMessage(self._free_mid(), name)
                 message.timestamp = mqtt.time_func()
                 message.payload = payload
@@ -238,8 +264,9 @@ class BulkClient(mqtt.Client):
     def _send_queued(self) -> None:
         """Send queued messages while the inflight window has room: QoS 1 ones without
         properties in one write, any other as paho's ``_update_inflight`` would. The caller
-        holds ``_out_message_mutex``; without a connection paho sends them on reconnect."""
-        if self._sock is None:
+        holds ``_out_message_mutex``. Not before the CONNACK: a reconnect opens the socket
+        before it queues its CONNECT, and what waits goes out after the CONNACK."""
+        if self._sock is None or self._state != _ConnectionState.MQTT_CS_CONNECTED:
             return
         limit, packets = self._max_inflight_messages, []
         for m in self._out_messages.values():
@@ -264,8 +291,8 @@ class BulkClient(mqtt.Client):
         with self._out_message_mutex:
             for mid, reason in acknowledged:
                 message = self._out_messages.get(mid)
-                if message is None or message.qos != 1:
-                    continue  # not ours, or a QoS 2 one: a PUBACK does not settle it
+                if message is None or message.qos != 1 or message.state != mqtt.mqtt_ms_wait_for_puback:
+                    continue  # not sent (a stray or repeated PUBACK), or QoS 2: it settles nothing
                 if reason >= 0x80:
                     self._easy_log(mqtt.MQTT_LOG_WARNING, "the broker refused PUBLISH %d (reason 0x%02x)",
                                    mid, reason)

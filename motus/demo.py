@@ -32,7 +32,7 @@ from connections.database import connect
 from connections.errors import BrokerRefused
 from connections.settings import DatabaseSettings
 from migrations.runner import MigrationError, upgrade
-from motus.demo_agent import AgentCarOutcome, run_agent_car
+from motus.demo_agent import AgentCarOutcome, agent_car_span_s, run_agent_car
 from motus.demo_movement import (
     SPOOF_TRIP_S,
     MovementOutcome,
@@ -59,7 +59,6 @@ from stack.services import scrape, start_api, start_ingest
 
 WAIT_TIMEOUT_S = 120.0
 AGENT_CAR_SECONDS = 15.0  # at real time: the 0.5 km a proof of movement needs take 12.4 s at 145 km/h
-AGENT_CAR_START_S = 30.0  # the agent process and its stack start before it drives (generous)
 
 
 def _refused(attempt: Callable[[], object]) -> str:
@@ -223,7 +222,7 @@ def _run(console: Console, info: StackInfo, workdir: Path, car_count: int, secon
                       f"from {car_count} cars, 1 event sent twice and {len(hostile)} hostile messages")
         console.print(f"published {spoof_events} signed events from {len(spoofs)} spoofing cars "
                       f"({', '.join(s.name for s in spoofs)})")
-        wait = wait_for_one_day(datetime.now(UTC), AGENT_CAR_SECONDS + AGENT_CAR_START_S)
+        wait = wait_for_one_day(datetime.now(UTC), agent_car_span_s(AGENT_CAR_SECONDS))
         if wait:
             with console.status(f"waiting {wait:.0f} s for midnight UTC: the agent car's drive is "
                                 "proved on one day"):

@@ -32,6 +32,16 @@ AGENT_CYCLE = "CADC"
 AGENT_SLACK_S = 5
 #: Longest the agent may take to send its first request to the adapter.
 AGENT_START_S = 30.0
+#: Longest the agent may take to stop (it delivers what it read first).
+AGENT_STOP_S = 30.0
+#: Provisioning the car's device and starting its emulated adapter and GPS (generous).
+AGENT_SETUP_S = 15.0
+
+
+def agent_car_span_s(seconds: float) -> float:
+    """The longest a ``run_agent_car`` of ``seconds`` may read the car, from its call to the
+    agent's stop: what must fit in one UTC day for its drive to be proved on one day."""
+    return AGENT_SETUP_S + AGENT_START_S + seconds + AGENT_SLACK_S + AGENT_STOP_S
 
 #: What the agent car polls, and how often per second.
 AGENT_SIGNALS = {"speed": 5, "powertrainCombustionEngineSpeed": 5, "powertrainCombustionEngineECT": 1,
@@ -101,7 +111,7 @@ def run_agent_car(info: StackInfo, workdir: Path, seconds: float, tag: str, *,
             while not asked.wait(0.1) and agent.running and time.monotonic() < deadline:
                 pass
             time.sleep(seconds)
-            agent.stop(timeout_s=30)
+            agent.stop(timeout_s=AGENT_STOP_S)
     finally:
         stop.set()
         receiver.close()

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 
 from device_agent.config import Elm327Section, GpsSection
-from motus.demo import AGENT_CAR_SECONDS, AGENT_CAR_START_S
-from motus.demo_agent import run_agent_car
+from motus.demo import AGENT_CAR_SECONDS
+from motus.demo_agent import agent_car_span_s, run_agent_car
 from motus.demo_movement import wait_for_one_day
 from movement.proof import Proof, Verdict
 from movement.store import days_between, prove_day
@@ -79,7 +79,7 @@ def test_the_demos_agent_car_is_proved_to_have_moved(local_stack, database_url, 
                                                       tmp_path: Path):
     """The demo's agent car, for the demo's time at real time: what the agent delivered is
     proved (movement/, as `motus movement prove` does) a drive, its three measures agreeing."""
-    time.sleep(wait_for_one_day(datetime.now(UTC), AGENT_CAR_SECONDS + AGENT_CAR_START_S))  # one day's drive
+    time.sleep(wait_for_one_day(datetime.now(UTC), agent_car_span_s(AGENT_CAR_SECONDS)))  # one day's drive
     started = datetime.now(UTC)
     outcome = run_agent_car(local_stack, tmp_path, AGENT_CAR_SECONDS, secrets.token_hex(4),
                             database_url=database_url)

@@ -7,7 +7,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 from paho.mqtt.exception import MalformedPacket
 
 from connections.mqtt_bulk import (
@@ -160,6 +160,7 @@ class Broker:
         self.client = bulk_client([])
         self.client.max_inflight_messages_set(window)
         self.client._sock, self.far = socket.socketpair()
+        self.client._state = _ConnectionState.MQTT_CS_CONNECTED  # as after the CONNACK
         self.far.settimeout(5)
 
     def publishes(self) -> list[Publish]:
@@ -215,13 +216,57 @@ def test_a_refused_publish_is_settled_not_sent_again_and_unknown_pubacks_are_ign
     assert broker.publishes() == []
 
 
-def test_publishes_made_while_disconnected_wait_for_paho_to_send_them_on_reconnect():
-    client = bulk_client([])
-    client.publish_many([("a/b", b"1"), ("a/c", b"2")])
-    assert not client._out_packet and client._inflight_messages == 0
-    assert [(m.qos, m.state) for m in client._out_messages.values()] == [(1, mqtt.mqtt_ms_queued)] * 2
-    client._messages_reconnect_reset_out()  # what paho does once connected again
-    assert [m.state for m in client._out_messages.values()] == [mqtt.mqtt_ms_publish] * 2
+def test_after_a_reconnect_what_waits_goes_again_through_the_window_after_the_connack():
+    broker = Broker(window=3)
+    broker.client.publish_many([(f"a/{i}", str(i).encode()) for i in range(5)])
+    assert [m.payload for m in broker.publishes()] == [b"0", b"1", b"2"]
+    broker.client._state = _ConnectionState.MQTT_CS_CONNECTING  # the connection is lost; paho reconnects
+    broker.client._messages_reconnect_reset_out()
+    broker.client.publish_many([("a/5", b"5")])  # before the CONNACK nothing goes (nor ahead of CONNECT)
+    assert broker.publishes() == []
+    broker.client._unread += b"\x20\x06\x00\x00\x03\x21\x00\x03"  # CONNACK, Receive Maximum 3
+    assert broker.client._split_packets() == 0
+    again = broker.publishes()
+    assert [(m.payload, m.dup) for m in again] == [(b"0", True), (b"1", True), (b"2", True)]
+    broker.acknowledge([m.mid for m in again])
+    assert [(m.payload, m.dup) for m in broker.publishes()] == [(b"3", False), (b"4", False), (b"5", False)]
+
+
+def test_a_stray_puback_settles_nothing_that_was_not_sent():
+    broker = Broker(window=1)
+    broker.client.publish_many([("a/b", b"1"), ("a/c", b"2")])
+    _sent, queued = list(broker.client._out_messages)
+    broker.acknowledge([queued])  # for the queued one, never sent
+    assert broker.client._inflight_messages == 1 and len(broker.client._out_messages) == 2
+    assert [m.payload for m in broker.publishes()] == [b"1"]
+
+
+def test_pubacks_are_settled_even_when_the_consumer_callback_raises():
+    broker = Broker(window=5)
+    broker.client.publish_many([("a/b", b"1")])
+    [sent] = broker.publishes()
+
+    def fails(_messages):
+        raise RuntimeError("consumer bug")
+
+    broker.client.on_publishes = fails
+    puback = struct.pack("!BBH", 0x40, 2, sent.mid)
+    broker.client._unread += publish_packet(Publish("x/y", b"in", 9, 1, False)) + puback
+    with pytest.raises(RuntimeError):
+        broker.client._split_packets()
+    assert not broker.client._out_messages and broker.client._inflight_messages == 0
+
+
+@pytest.mark.parametrize(("messages", "error"), [
+    ([("a/b", b"1"), ("a/#", b"2")], ValueError),
+    ([("a/b", b"1"), ("a/c", "text")], TypeError),
+])
+def test_a_bad_message_keeps_none_of_its_batch(messages, error):
+    broker = Broker(window=5)
+    with pytest.raises(error):
+        broker.client.publish_many(messages)
+    assert not broker.client._out_messages and broker.client._inflight_messages == 0
+    assert broker.publishes() == []
 
 
 def test_a_topic_with_a_wildcard_is_refused():
